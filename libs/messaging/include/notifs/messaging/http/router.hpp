@@ -54,6 +54,7 @@ class Router {
   Router(Router&&) noexcept;
   Router& operator=(Router&&) noexcept;
 
+  // Throws std::invalid_argument for a malformed pattern or a duplicate method + pattern.
   void add_async(Method method, std::string_view pattern, AsyncHandler handler);
   void add(Method method, std::string_view pattern, SyncHandler handler,
            Execution execution = Execution::io);
@@ -72,6 +73,10 @@ class Router {
     std::vector<Method> allowed;  // for 405's Allow header
   };
   // HEAD is answered by the GET route of the same path when there is no HEAD route.
+  // `path` is the path as sent, still percent-encoded: it is split at '/' first and each
+  // segment decoded after, so "%2F" stays inside a parameter. A bad escape: not_found.
+  // When several patterns match, a literal segment beats a parameter ("/users/me" over
+  // "/users/{id}"). `allowed` (405 only) includes HEAD when GET is allowed.
   Match match(Method method, std::string_view path) const;
 
   // Lets the server run blocking handlers on its worker pool; set by the server at start.

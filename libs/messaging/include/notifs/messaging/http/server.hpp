@@ -61,18 +61,24 @@ class HttpServer {
   void add_readiness_check(std::string name, ReadinessCheck check);
 
   // Binds and starts serving on the io threads; returns at once. Throws std::system_error
-  // when the address cannot be bound.
+  // when the address cannot be bound. A server starts once: it cannot be restarted.
   void start();
   // The bound port (useful with port 0).
   std::uint16_t port() const;
   // Graceful stop: stop accepting, close idle keep-alive connections, let in-flight
   // requests finish (their responses say Connection: close), then stop the threads.
-  // Connections still busy after shutdown_grace are closed. Idempotent.
+  // Connections still busy after shutdown_grace are closed. Blocking handlers and
+  // readiness checks already queued are waited for, so they must bound their own time.
+  // Idempotent.
   void stop();
   // Blocks until the server has stopped.
   void wait();
-  // start(), then serve until SIGINT or SIGTERM, then stop(). Returns 0 after a clean stop.
-  int run_until_signal();
+  // start() (unless already started), then serve until SIGINT or SIGTERM, then stop().
+  // `on_started` runs once the server listens and the signals are caught (e.g. to print
+  // port()): a signal sent after it never kills the process with the default action.
+  // Returns 0 after a clean stop, 1 when connections had to be closed at the end of
+  // shutdown_grace.
+  int run_until_signal(const std::function<void()>& on_started = {});
 
  private:
   struct Impl;

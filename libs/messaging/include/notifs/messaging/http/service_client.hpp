@@ -83,7 +83,7 @@ struct ClientResponse {
 struct ClientResult {
   std::error_code error;  // set when there is no response
   std::string detail;     // context for the error: last attempt's failure
-  ClientResponse response;
+  ClientResponse response;  // on an error only `attempts` is filled in
   explicit operator bool() const { return !error; }
 };
 
@@ -91,6 +91,7 @@ struct ServiceClientSettings {
   std::string name = "upstream";    // metrics label and error context
   std::string base_url;             // "http://host:port"; https:// uses TLS with peer verification
   std::string service_token;        // sent as Authorization: Bearer when not empty
+  std::string tls_ca_file;          // https: a PEM bundle trusted besides the system CAs
   std::chrono::milliseconds connect_timeout{1000};  // one TCP (and TLS) connect
   std::chrono::milliseconds attempt_timeout{2000};  // one attempt, clamped to the deadline
   std::chrono::milliseconds deadline{5000};         // the whole call, retries and waits included
@@ -113,9 +114,38 @@ struct ServiceClientSettings {
 // deadline, while attempts and the retry budget allow. Every attempt of one call carries
 // the same X-Request-ID. The breaker sees one outcome per call attempt.
 //
+// Decisions worth knowing:
+// - 429 is retried (honouring Retry-After) and takes from the retry budget, but the breaker
+//   counts it as a success: the upstream is alive and fast, and opening the breaker would
+//   turn one caller's quota into an outage for every request of this process. 5xx,
+//   timeouts, connection and protocol errors are breaker failures; other 4xx successes.
+// - A stale pooled connection (it fails before any response byte: the keep-alive race) is
+//   re-sent at once on a fresh connection, once per attempt, not counted as an attempt.
+//   Requests that are not retryable (PATCH) always use a fresh connection, so they never
+//   meet that ambiguity.
+// - When the breaker opens between attempts, the call ends with its last outcome.
+// - An attempt cut short by shutdown is not reported to the breaker (it dies with the client).
+// - A call the breaker refuses is settled on the caller's thread: call()'s future is ready
+//   when it returns (async_call still runs its callback on the io thread).
+//
+// Metrics, when a registry is given, labelled upstream = settings.name:
+// upstream_calls_total{outcome} (success, client_error, server_error, or the ClientErrc
+// name), upstream_attempts_total, upstream_retries_total, upstream_call_duration_seconds
+// (calls that were sent), upstream_breaker_state (0 closed, 1 open, 2 half-open),
+// upstream_breaker_transitions_total{from,to}. Health checks are not counted. Clients share
+// a registry through prometheus-cpp's default InsertBehavior::Merge; a Throw registry makes
+// the second client's constructor throw std::invalid_argument.
+//
 // Thread-safe. async_call never blocks; its callback runs on the client's io thread and
-// must not block. call() returns a future; call_sync() blocks and must not be used on an
-// io thread. Destroying the client completes pending calls with shutting_down.
+// must not block or throw (an exception is logged and dropped). call() returns a future;
+// call_sync() and health_check() block and throw std::logic_error on the client's own io
+// thread. The constructor throws std::invalid_argument for a malformed base_url, invalid
+// breaker or backoff settings or an unreadable tls_ca_file, and
+// async_call/call throw it for a request that cannot be sent (target not starting with '/',
+// CR/LF in a header, Method::other, empty callback).
+// Destroying the client completes pending calls with shutting_down (their callbacks run
+// before the destructor returns) and joins its threads. Destroying it from one of its own
+// callbacks is not allowed (it would join the thread it runs on): that aborts the process.
 class ServiceClient {
  public:
   using Callback = std::function<void(ClientResult result)>;
@@ -136,6 +166,8 @@ class ServiceClient {
 
   // GET /health with a short timeout, outside the breaker and the retries; also reports
   // the breaker. Blocks: call it from a readiness check (worker pool), not an io thread.
+  // A 2xx is ok with state "up", or the breaker's state ("open", "half_open") while it is
+  // not closed; anything else is not ok, state "down", with the reason in detail.
   DependencyStatus health_check(std::chrono::milliseconds timeout = std::chrono::milliseconds{1000});
 
   resilience::BreakerState breaker_state() const;

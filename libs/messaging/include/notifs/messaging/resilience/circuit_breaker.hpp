@@ -1,10 +1,12 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "notifs/messaging/common/clock.hpp"
@@ -32,12 +34,25 @@ enum class CallOutcome : std::uint8_t { success, failure };
 //   open      -> half_open after `open_duration`, decided lazily on the next try_acquire();
 //   half_open -> closed    after `half_open_probes` successful probes, -> open on any failure.
 // While open, try_acquire() refuses at once, so callers fail fast and can serve cached data.
+// Half-open lets at most `half_open_probes` calls through; the rest are refused until the
+// probes have answered. The window starts empty each time the breaker closes.
+//
+// Late results: a call acquired in an earlier state may record() after the state changed.
+// While open, a record() changes nothing. While half-open with no probe outstanding it is
+// ignored; with probes outstanding the breaker cannot tell a late call from a probe (the
+// bool API carries no ticket) and takes it as a probe's answer. That answer is fresh
+// evidence about the upstream either way, and the counts stay consistent: the probe it
+// stood in for is then ignored when it records in turn.
 //
 // Thread-safe; every method takes one short mutex. Time comes from the injected Clock, so
-// the whole state machine is tested without sleeping.
+// the whole state machine is tested without sleeping. The constructor throws
+// std::invalid_argument for settings that could never work (window_size 0, a threshold
+// outside (0, 1], minimum_calls outside [1, window_size], zero probes, non-positive durations).
 class CircuitBreaker {
  public:
-  // Called with (from, to) on every transition, under no lock.
+  // Called with (from, to) on every transition, without the state lock held (it may read
+  // state()), and in the order the transitions happened even across threads. It must not
+  // call try_acquire() or record() on the same breaker.
   using TransitionListener = std::function<void(BreakerState from, BreakerState to)>;
 
   CircuitBreaker(CircuitBreakerSettings settings, const common::Clock& clock,
@@ -58,8 +73,12 @@ class CircuitBreaker {
   std::chrono::milliseconds remaining_open() const;
 
  private:
-  void transition_locked(BreakerState to, std::vector<std::pair<BreakerState, BreakerState>>& fired);
-  void notify(const std::vector<std::pair<BreakerState, BreakerState>>& fired);
+  using Transitions = std::vector<std::pair<BreakerState, BreakerState>>;
+
+  void transition_locked(BreakerState to, Transitions& fired);
+  // Releases the state lock, then delivers `fired` to the listener in transition order.
+  void notify(std::unique_lock<std::mutex>& state_lock, const Transitions& fired);
+  void record_in_window_locked(bool failed);
   void reset_window_locked();
 
   CircuitBreakerSettings settings_;
@@ -68,6 +87,7 @@ class CircuitBreaker {
 
   mutable std::mutex mutex_;
   BreakerState state_ = BreakerState::closed;
+  std::uint64_t transitions_fired_ = 0;  // under mutex_: the order transitions happened in
   std::vector<std::uint8_t> window_;  // ring buffer: 1 = failure (or slow), 0 = success
   std::size_t window_next_ = 0;
   std::size_t window_count_ = 0;
@@ -75,6 +95,12 @@ class CircuitBreaker {
   common::Clock::time_point opened_at_{};
   std::uint32_t probes_in_flight_ = 0;
   std::uint32_t probe_successes_ = 0;
+
+  // Listener delivery: each thread waits for its transitions' turn without holding any
+  // lock the listener could need, so listeners see transitions in order and may read state().
+  std::mutex notify_mutex_;
+  std::condition_variable notify_turn_;
+  std::uint64_t transitions_delivered_ = 0;  // under notify_mutex_
 };
 
 }  // namespace notifs::messaging::resilience

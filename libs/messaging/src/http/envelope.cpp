@@ -1,0 +1,172 @@
+#include "notifs/messaging/http/envelope.hpp"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+namespace notifs::messaging::http {
+
+namespace {
+
+// nlohmann's parser is iterative, but dump() and most code that walks a document recurse;
+// a 64 KiB body of '[' would be 65536 frames deep. Real payloads are a few levels deep.
+constexpr std::size_t kMaxJsonDepth = 64;
+
+// Depth of the deepest array/object, ignoring brackets inside strings. Stops early once
+// the limit is crossed; malformed input is left for the real parser to report.
+std::size_t nesting_depth(std::string_view text, std::size_t limit) {
+  std::size_t depth = 0;
+  std::size_t deepest = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        break;
+      case '[':
+      case '{':
+        deepest = std::max(deepest, ++depth);
+        if (deepest > limit) {
+          return deepest;
+        }
+        break;
+      case ']':
+      case '}':
+        if (depth > 0) {
+          --depth;
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  return deepest;
+}
+
+// Bodies echo client input (field names, values); invalid UTF-8 must not turn an error
+// answer into an exception, so it is replaced rather than thrown on.
+std::string serialize(const nlohmann::json& document) {
+  return document.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+nlohmann::json PageMeta::to_json() const {
+  const std::int64_t total_pages = (limit > 0 && total > 0) ? (total + limit - 1) / limit : 0;
+  return nlohmann::json{
+      {"total", total},
+      {"limit", limit},
+      {"page", page},
+      {"total_pages", total_pages},
+      {"has_next", page < total_pages},
+      {"has_previous", page > 1},
+  };
+}
+
+nlohmann::json success_envelope(nlohmann::json data, std::string message, nlohmann::json meta) {
+  nlohmann::json envelope = nlohmann::json::object();
+  envelope["success"] = true;
+  envelope["data"] = std::move(data);
+  envelope["error"] = nullptr;
+  envelope["message"] = std::move(message);
+  envelope["meta"] = std::move(meta);
+  return envelope;
+}
+
+nlohmann::json error_envelope(std::string_view code, std::string message,
+                              const std::vector<FieldProblem>& details) {
+  nlohmann::json problems = nlohmann::json::array();
+  for (const auto& problem : details) {
+    problems.push_back({{"field", problem.field}, {"problem", problem.problem}});
+  }
+  nlohmann::json envelope = nlohmann::json::object();
+  envelope["success"] = false;
+  envelope["data"] = nullptr;
+  envelope["error"] = {{"code", std::string(code)}, {"details", std::move(problems)}};
+  envelope["message"] = std::move(message);
+  envelope["meta"] = nullptr;
+  return envelope;
+}
+
+namespace {
+
+// nlohmann::json sorts keys; the wire form keeps the contract's order, which is what a
+// person reading a response (or the contract) expects to see first.
+std::string serialize_envelope(const nlohmann::json& envelope) {
+  std::string out = "{\"success\":";
+  out += serialize(envelope.at("success"));
+  for (const char* key : {"data", "error", "message", "meta"}) {
+    out += ",\"";
+    out += key;
+    out += "\":";
+    out += serialize(envelope.at(key));
+  }
+  out += '}';
+  return out;
+}
+
+}  // namespace
+
+Response ok_response(unsigned status, nlohmann::json data, std::string message,
+                     nlohmann::json meta) {
+  return Response::json(status, serialize_envelope(success_envelope(
+                                    std::move(data), std::move(message), std::move(meta))));
+}
+
+Response error_response(unsigned status, std::string_view code, std::string message,
+                        const std::vector<FieldProblem>& details) {
+  return Response::json(status,
+                        serialize_envelope(error_envelope(code, std::move(message), details)));
+}
+
+HttpError::HttpError(unsigned status, std::string code, std::string message,
+                     std::vector<FieldProblem> details)
+    : std::runtime_error(std::move(message)),
+      status_(status),
+      code_(std::move(code)),
+      details_(std::move(details)) {}
+
+Response HttpError::to_response() const {
+  Response response = error_response(status_, code_, what(), details_);
+  for (const auto& [name, value] : headers_) {
+    response.headers.add(name, value);
+  }
+  return response;
+}
+
+nlohmann::json parse_json_object(const Request& request) {
+  if (request.body.empty()) {
+    throw HttpError(400, "invalid_json", "request body is empty; a JSON object is required");
+  }
+  if (nesting_depth(request.body, kMaxJsonDepth) > kMaxJsonDepth) {
+    throw HttpError(400, "invalid_json",
+                    "request body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
+  nlohmann::json document;
+  try {
+    document = nlohmann::json::parse(request.body);
+  } catch (const nlohmann::json::parse_error& error) {
+    // error.byte is the 1-based position where parsing stopped; the library's own
+    // message repeats the input, which we do not echo.
+    throw HttpError(400, "invalid_json",
+                    "request body is not valid JSON (at byte " + std::to_string(error.byte) + ")");
+  }
+  if (!document.is_object()) {
+    throw HttpError(400, "validation_failed", "request body must be a JSON object",
+                    {{"body", std::string("must be a JSON object, got ") + document.type_name()}});
+  }
+  return document;
+}
+
+}  // namespace notifs::messaging::http

@@ -1,0 +1,282 @@
+#include "notifs/messaging/http/router.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <optional>
+#include <stdexcept>
+
+#include "http/server_errors.hpp"
+#include "http/server_uri.hpp"
+#include "notifs/messaging/common/logging.hpp"
+#include "notifs/messaging/http/envelope.hpp"
+
+namespace notifs::messaging::http {
+
+// ---------------------------------------------------------------------------------------
+// Responder
+
+struct Responder::State {
+  explicit State(std::shared_ptr<detail::ResponseSink> s) : sink(std::move(s)) {}
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
+
+  // The last copy is gone: if nobody answered, the client would wait forever.
+  ~State() {
+    if (sent.exchange(true) || !sink) {
+      return;
+    }
+    try {
+      common::logger("http")->error("handler dropped its responder without answering");
+      sink->deliver(error_response(500, "internal_error", "the handler did not answer"));
+    } catch (...) {
+      // A destructor must not throw; the server's handler timeout still answers.
+    }
+  }
+
+  std::shared_ptr<detail::ResponseSink> sink;
+  std::atomic<bool> sent{false};
+};
+
+Responder::Responder(std::shared_ptr<detail::ResponseSink> sink)
+    : state_(std::make_shared<State>(std::move(sink))) {}
+
+void Responder::send(Response response) const {
+  if (!state_ || state_->sent.exchange(true) || !state_->sink) {
+    return;
+  }
+  state_->sink->deliver(std::move(response));
+}
+
+// ---------------------------------------------------------------------------------------
+// Router
+
+namespace {
+
+struct Segment {
+  std::string text;  // the literal, or the parameter's name
+  bool is_param = false;
+};
+
+// "/a/b/" and "/a/b" are the same path; "/" has no segments.
+std::string_view trim_slashes(std::string_view path) {
+  if (!path.empty() && path.front() == '/') {
+    path.remove_prefix(1);
+  }
+  if (!path.empty() && path.back() == '/') {
+    path.remove_suffix(1);
+  }
+  return path;
+}
+
+template <typename Fn>
+void for_each_segment(std::string_view path, Fn&& fn) {
+  path = trim_slashes(path);
+  if (path.empty()) {
+    return;
+  }
+  while (true) {
+    const auto slash = path.find('/');
+    fn(path.substr(0, slash));
+    if (slash == std::string_view::npos) {
+      return;
+    }
+    path.remove_prefix(slash + 1);
+  }
+}
+
+std::vector<Segment> parse_pattern(std::string_view pattern) {
+  if (pattern.empty() || pattern.front() != '/') {
+    throw std::invalid_argument("route pattern must start with '/': " + std::string(pattern));
+  }
+  std::vector<Segment> segments;
+  for_each_segment(pattern, [&](std::string_view text) {
+    const bool braced = text.size() >= 2 && text.front() == '{' && text.back() == '}';
+    const std::string_view inner = braced ? text.substr(1, text.size() - 2) : text;
+    if (inner.empty() || inner.find_first_of("{}") != std::string_view::npos) {
+      throw std::invalid_argument("bad segment '" + std::string(text) +
+                                  "' in route pattern: " + std::string(pattern));
+    }
+    segments.push_back(Segment{std::string(inner), braced});
+  });
+  return segments;
+}
+
+// Splits the still-encoded path first and decodes each segment after, so that an encoded
+// slash (%2F) stays inside its segment instead of creating a new one.
+std::optional<std::vector<std::string>> decode_segments(std::string_view path) {
+  std::vector<std::string> segments;
+  bool valid = true;
+  for_each_segment(path, [&](std::string_view text) {
+    auto decoded = detail::percent_decode(text, false);
+    if (!decoded) {
+      valid = false;
+      return;
+    }
+    segments.push_back(std::move(*decoded));
+  });
+  if (!valid) {
+    return std::nullopt;
+  }
+  return segments;
+}
+
+bool segments_match(const std::vector<Segment>& pattern, const std::vector<std::string>& path) {
+  if (pattern.size() != path.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i].is_param ? path[i].empty() : pattern[i].text != path[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Of two patterns matching the same path, the one with a literal where the other has a
+// parameter, at the first place they differ, wins: "/users/me" beats "/users/{id}".
+bool more_specific(const std::vector<Segment>& a, const std::vector<Segment>& b) {
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    if (a[i].is_param != b[i].is_param) {
+      return !a[i].is_param;
+    }
+  }
+  return false;
+}
+
+bool same_shape(const std::vector<Segment>& a, const std::vector<Segment>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+    return x.is_param == y.is_param && (x.is_param || x.text == y.text);
+  });
+}
+
+Response call_sync(const SyncHandler& handler, const Request& request) {
+  try {
+    return handler(request);
+  } catch (...) {
+    return detail::response_for_current_exception(request);
+  }
+}
+
+}  // namespace
+
+struct Router::Impl {
+  struct Entry {
+    Route route;
+    std::vector<Segment> segments;
+  };
+  // A deque keeps Route pointers handed out by match() valid as routes are added.
+  std::deque<Entry> entries;
+  // Shared with the adapted blocking handlers, which are created before the server sets
+  // the executor.
+  std::shared_ptr<BlockingExecutor> blocking = std::make_shared<BlockingExecutor>();
+
+  void add(Method method, std::string_view pattern, AsyncHandler handler) {
+    if (!handler) {
+      throw std::invalid_argument("empty handler for route " + std::string(pattern));
+    }
+    auto segments = parse_pattern(pattern);
+    for (const auto& entry : entries) {
+      if (entry.route.method == method && same_shape(entry.segments, segments)) {
+        throw std::invalid_argument("duplicate route " + std::string(to_string(method)) + " " +
+                                    std::string(pattern));
+      }
+    }
+    entries.push_back(
+        Entry{Route{method, std::string(pattern), std::move(handler)}, std::move(segments)});
+  }
+};
+
+Router::Router() : impl_(std::make_unique<Impl>()) {}
+Router::~Router() = default;
+Router::Router(Router&&) noexcept = default;
+Router& Router::operator=(Router&&) noexcept = default;
+
+void Router::add_async(Method method, std::string_view pattern, AsyncHandler handler) {
+  impl_->add(method, pattern, std::move(handler));
+}
+
+void Router::add(Method method, std::string_view pattern, SyncHandler handler,
+                 Execution execution) {
+  if (!handler) {
+    throw std::invalid_argument("empty handler for route " + std::string(pattern));
+  }
+  if (execution == Execution::io) {
+    impl_->add(method, pattern,
+               [handler = std::move(handler)](Request&& request, Responder responder) {
+                 responder.send(call_sync(handler, request));
+               });
+    return;
+  }
+  impl_->add(method, pattern,
+             [handler = std::move(handler), executor = impl_->blocking](Request&& request,
+                                                                         Responder responder) {
+               auto shared = std::make_shared<const Request>(std::move(request));
+               auto task = [handler, shared, responder] {
+                 responder.send(call_sync(handler, *shared));
+               };
+               // Without a server (a router used on its own) there is no pool: run inline.
+               if (*executor) {
+                 (*executor)(std::move(task));
+               } else {
+                 task();
+               }
+             });
+}
+
+void Router::set_blocking_executor(BlockingExecutor executor) {
+  *impl_->blocking = std::move(executor);
+}
+
+Router::Match Router::match(Method method, std::string_view path) const {
+  Match result;
+  const auto segments = decode_segments(path);
+  if (!segments) {
+    return result;
+  }
+  const Impl::Entry* best = nullptr;
+  const Impl::Entry* best_get = nullptr;
+  auto consider = [](const Impl::Entry*& current, const Impl::Entry& candidate) {
+    if (current == nullptr || more_specific(candidate.segments, current->segments)) {
+      current = &candidate;
+    }
+  };
+  for (const auto& entry : impl_->entries) {
+    if (!segments_match(entry.segments, *segments)) {
+      continue;
+    }
+    result.allowed.push_back(entry.route.method);
+    if (entry.route.method == method) {
+      consider(best, entry);
+    } else if (method == Method::head && entry.route.method == Method::get) {
+      consider(best_get, entry);
+    }
+  }
+  if (best == nullptr) {
+    best = best_get;
+  }
+  if (best == nullptr) {
+    if (!result.allowed.empty()) {
+      result.kind = MatchKind::method_not_allowed;
+      if (std::find(result.allowed.begin(), result.allowed.end(), Method::get) !=
+          result.allowed.end()) {
+        result.allowed.push_back(Method::head);
+      }
+      std::sort(result.allowed.begin(), result.allowed.end());
+      result.allowed.erase(std::unique(result.allowed.begin(), result.allowed.end()),
+                           result.allowed.end());
+    }
+    return result;
+  }
+  result.kind = MatchKind::found;
+  result.route = &best->route;
+  result.allowed.clear();
+  for (std::size_t i = 0; i < best->segments.size(); ++i) {
+    if (best->segments[i].is_param) {
+      result.params.emplace_back(best->segments[i].text, (*segments)[i]);
+    }
+  }
+  return result;
+}
+
+}  // namespace notifs::messaging::http
