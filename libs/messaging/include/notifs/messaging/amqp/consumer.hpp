@@ -1,0 +1,82 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "notifs/messaging/amqp/connection_settings.hpp"
+#include "notifs/messaging/amqp/message.hpp"
+#include "notifs/messaging/amqp/publisher.hpp"
+#include "notifs/messaging/amqp/topology.hpp"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace notifs::messaging::amqp {
+
+// What a handler decided about one delivery.
+struct Outcome {
+  enum class Action { ack, retry, dead_letter };
+  Action action = Action::ack;
+  std::string reason;  // for retry and dead_letter: why (goes into headers, never the body)
+
+  static Outcome ack() { return {}; }
+  static Outcome retry(std::string why) { return {Action::retry, std::move(why)}; }
+  static Outcome dead_letter(std::string why) { return {Action::dead_letter, std::move(why)}; }
+};
+
+// Completes one delivery: call exactly once, from any thread. Dropping every copy without
+// calling it counts as retry("handler dropped the delivery").
+using Completion = std::function<void(Outcome outcome)>;
+// Called for each delivery on a consumer thread; must return quickly (hand long work to
+// another thread and call `done` from there). An exception counts as retry with its text.
+using DeliveryHandler = std::function<void(Delivery delivery, Completion done)>;
+
+struct ConsumerSettings {
+  ConnectionSettings connection;
+  TopologySettings topology;         // names, retry tiers; declared on every (re)connect
+  std::string channel = "email";     // consumes names.main_queue(channel)
+  std::string queue;                 // overrides the queue (e.g. the status queue); empty: main queue
+  bool retries_enabled = true;       // false for queues without retry tiers (status.queue)
+  std::uint16_t prefetch = 64;       // unacked deliveries the broker may push (in flight)
+  std::chrono::milliseconds stop_timeout{30000};  // graceful stop waits this long for handlers
+};
+
+// Consumes one queue with manual acks and turns handler outcomes into safe broker actions:
+//   ack          -> basic.ack;
+//   retry        -> republish (with confirm) to the next retry tier with x-attempt + 1 and
+//                   x-last-error, then ack; after the last tier it is dead-lettered;
+//   dead_letter  -> publish (with confirm) to the dead-letter exchange, which routes to
+//                   failed.queue, with x-failure-reason and x-attempt, then ack.
+// The original is acked only after the republish is confirmed; if that fails it is
+// rejected with requeue, so a message is never lost between the two (it may be seen
+// again: delivery is at-least-once and handlers de-duplicate by message id).
+//
+// On a lost connection it reconnects with jittered backoff, declares the topology again
+// and resumes; outcomes of deliveries from the dead connection are dropped (the broker
+// redelivers those). stop() cancels the subscription, waits for in-flight handlers and
+// their acks, then closes: nothing is lost.
+//
+// Thread-safety: start() and stop() from one control thread. The publisher must outlive
+// the consumer.
+class Consumer {
+ public:
+  Consumer(ConsumerSettings settings, MessagePublisher& publisher, DeliveryHandler handler,
+           std::shared_ptr<prometheus::Registry> registry = nullptr);
+  ~Consumer();  // stop()
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+
+  void start();
+  void stop();
+  bool connected() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace notifs::messaging::amqp

@@ -1,0 +1,57 @@
+#pragma once
+
+// rabbitmq-c stays in private headers: services never see amqp.h.
+#include <amqp.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "notifs/messaging/amqp/connection_settings.hpp"
+#include "notifs/messaging/amqp/error.hpp"
+
+namespace notifs::messaging::amqp::detail {
+
+// Turns rabbitmq-c results into AmqpError at one place per kind, with the broker's reply
+// code and text and the step that failed (`context`, e.g. "queue.declare email.queue").
+void check_reply(const amqp_rpc_reply_t& reply, std::string_view context);
+void check_status(int status, std::string_view context);
+
+// RAII owner of one rabbitmq-c connection (socket, TLS, login). rabbitmq-c is not
+// thread-safe: a Connection belongs to the one thread that opened it. A connection that
+// failed is destroyed and a new one opened, never repaired in place.
+class Connection {
+ public:
+  // Connects (TCP or TLS per the URL scheme), logs in with heartbeat and the
+  // connection_name client property. Throws AmqpError (or std::invalid_argument for a bad URL).
+  static std::unique_ptr<Connection> open(const ConnectionSettings& settings);
+
+  ~Connection();  // connection.close when still healthy, then frees everything
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  amqp_connection_state_t state() const { return state_; }
+
+  void open_channel(amqp_channel_t channel);
+  void confirm_select(amqp_channel_t channel);
+  void basic_qos(amqp_channel_t channel, std::uint16_t prefetch);
+
+  // The socket, for poll() together with a wake-up fd.
+  int socket_fd() const;
+  // Frames already read into rabbitmq-c's buffers: poll() would not see them.
+  bool has_buffered_frames() const;
+
+  // Marks the connection broken (after a socket error or a close from the broker), so the
+  // destructor does not try a polite close on it.
+  void mark_broken() { broken_ = true; }
+  bool broken() const { return broken_; }
+
+ private:
+  explicit Connection(amqp_connection_state_t state) : state_(state) {}
+
+  amqp_connection_state_t state_;
+  bool broken_ = false;
+};
+
+}  // namespace notifs::messaging::amqp::detail
