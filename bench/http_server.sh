@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 duration=${1:-10}
 connections=${2:-64}
 threads=${3:-1}
-build=build/bench
+build=${NOTIFS_BENCH_BUILD:-build/bench}  # NOTIFS_BENCH_BUILD: another build directory
 
 scripts/deps >/dev/null
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNOTIFS_BUILD_TESTS=OFF >/dev/null

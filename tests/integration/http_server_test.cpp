@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -771,4 +772,121 @@ TEST_CASE("start() reports a port that cannot be bound", "[http][server][integra
   settings.port = 0;
   http::HttpServer third(settings, http::Router{}, nullptr);
   CHECK_THROWS_AS(third.start(), std::system_error);
+}
+
+TEST_CASE("A chunk line or trailer section that never ends gets 431, not a growing buffer", "[http][server][integration]") {
+  TestServer server;
+  const auto chunked_post = make_request(
+      "POST", "/items/c", {{"Content-Type", "application/json"}, {"Transfer-Encoding", "chunked"}});
+  // Beast bounds the header by header_limit, but not a chunk-size line (its extensions) or
+  // the trailer section: the server used to buffer these for as long as request_timeout
+  // let the client send, and answered nothing.
+  const std::vector<std::string> endless = {
+      "1;ext=" + std::string(64 * 1024, 'e'),
+      "0\r\nX-Trailer: " + std::string(64 * 1024, 't'),
+  };
+  for (const auto& tail : endless) {
+    INFO(tail.substr(0, 16));
+    RawClient client(server.port());
+    REQUIRE(client.send(chunked_post + tail));
+    const auto response = client.read();
+    REQUIRE(response);
+    check_error_envelope(*response, 431, "headers_too_large");
+    CHECK_FALSE(response->keep_alive);
+    CHECK(client.wait_closed(3s));
+  }
+
+  // Extensions and trailers of a sane size are fine.
+  RawClient client(server.port());
+  REQUIRE(client.send(chunked_post + "4;name=value\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\nX-Trailer: yes\r\n\r\n"));
+  const auto response = client.read();
+  REQUIRE(response);
+  CHECK(response->status == 200);
+  CHECK(response->json()["data"]["body"]["a"] == 1);
+}
+
+TEST_CASE("Expect: 100-continue on a chunked body gets the interim answer too", "[http][server][integration]") {
+  TestServer server;
+  RawClient client(server.port());
+  REQUIRE(client.send("POST /items/9 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      "Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  const auto interim = client.read();
+  REQUIRE(interim);
+  CHECK(interim->status == 100);
+  REQUIRE(client.send("7\r\n{\"x\":2}\r\n0\r\n\r\n"));
+  const auto response = client.read();
+  REQUIRE(response);
+  CHECK(response->status == 200);
+  CHECK(response->json()["data"]["body"]["x"] == 2);
+}
+
+TEST_CASE("Idle keep-alive connections close after idle_timeout; busy ones stay open", "[http][server][integration]") {
+  http::ServerSettings settings = test_settings();
+  settings.idle_timeout = 600ms;
+  settings.request_timeout = 600ms;
+  settings.write_timeout = 600ms;
+  TestServer server(settings);
+
+  // Requests keep coming, 100 ms apart, for several times every timeout: each deadline
+  // moves on with the connection's phase, none fires on a stale one.
+  RawClient busy(server.port());
+  const auto start = std::chrono::steady_clock::now();
+  int served = 0;
+  while (std::chrono::steady_clock::now() - start < 2000ms) {
+    REQUIRE(busy.send(make_request("GET", "/items/" + std::to_string(served))));
+    const auto response = busy.read();
+    REQUIRE(response);
+    CHECK(response->status == 200);
+    CHECK(response->keep_alive);
+    ++served;
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(served >= 5);
+
+  // Then it goes quiet: closed after idle_timeout (600 ms; a generous bound for a loaded
+  // machine).
+  const auto quiet = std::chrono::steady_clock::now();
+  CHECK(busy.wait_closed(4s));
+  CHECK(std::chrono::steady_clock::now() - quiet < 3500ms);
+}
+
+TEST_CASE("Request ids and span ids are fresh for every request on every connection", "[http][server][integration]") {
+  TestServer server;
+  std::set<std::string> request_ids;
+  std::set<std::string> span_ids;
+  std::set<std::string> trace_ids;
+  constexpr int kConnections = 4;
+  constexpr int kRequests = 25;
+  for (int c = 0; c < kConnections; ++c) {
+    RawClient client(server.port());
+    for (int r = 0; r < kRequests; ++r) {
+      REQUIRE(client.send(json_post("/items/1", "{}")));
+      const auto response = client.read();
+      REQUIRE(response);
+      const auto id = response->header("X-Request-ID");
+      REQUIRE(common::is_uuid(id));
+      CHECK(id[14] == '4');  // version 4
+      CHECK(std::string("89ab").find(id[19]) != std::string::npos);  // RFC 4122 variant
+      request_ids.insert(id);
+      const auto trace = common::TraceContext::parse(
+          response->json()["data"]["traceparent"].get<std::string>());
+      REQUIRE(trace);
+      CHECK(trace->flags == 1);
+      span_ids.insert(trace->parent_id);
+      trace_ids.insert(trace->trace_id);
+    }
+  }
+  CHECK(request_ids.size() == kConnections * kRequests);
+  CHECK(span_ids.size() == kConnections * kRequests);
+  CHECK(trace_ids.size() == kConnections * kRequests);
+
+  // A caller's unsampled trace stays unsampled.
+  const auto response = round_trip(
+      server.port(),
+      json_post("/items/1", "{}",
+                {{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}}));
+  REQUIRE(response);
+  CHECK(response->json()["data"]["traceparent"].get<std::string>().substr(0, 36) ==
+        "00-0af7651916cd43dd8448eb211c80319c-");
+  CHECK(response->json()["data"]["traceparent"].get<std::string>().substr(52) == "-00");
 }

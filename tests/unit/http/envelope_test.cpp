@@ -1,4 +1,5 @@
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -145,4 +146,39 @@ TEST_CASE("parse_json_object refuses absurd nesting before parsing", "[http][ser
   std::string fine = "{\"s\":\"" + std::string(500, '[') + "\",\"a\":" + std::string(63, '[') +
                      std::string(63, ']') + "}";
   CHECK(http::parse_json_object(with_body(fine))["s"].get<std::string>().size() == 500);
+}
+
+TEST_CASE("Envelopes go on the wire in the contract's field order, escaped like nlohmann", "[http][server][envelope]") {
+  // The reference: the same envelope serialized by nlohmann with its fields in order.
+  const auto reference = [](const json& envelope) {
+    nlohmann::ordered_json ordered;
+    for (const char* key : {"success", "data", "error", "message", "meta"}) {
+      ordered[key] = nlohmann::ordered_json::parse(
+          envelope.at(key).dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+    return ordered.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  };
+  const std::vector<std::string> texts = {
+      "ok", "", "say \"hi\"", "back\\slash", "tab\there\nnewline", "caf\xc3\xa9 \xe2\x82\xac",
+      "control \x01\x1f and del \x7f", "slash / stays", "{\"not\": json}"};
+  for (const auto& text : texts) {
+    INFO(text);
+    const json data = {{"text", text}, {"n", 1}, {"list", {1, "two", nullptr}}};
+    const json meta = http::PageMeta{45, 20, 3}.to_json();
+    CHECK(http::ok_response(200, data, text, meta).body ==
+          reference(http::success_envelope(data, text, meta)));
+    CHECK(http::ok_response(200, nullptr, text).body ==
+          reference(http::success_envelope(nullptr, text)));
+    const std::vector<http::FieldProblem> details = {{text, "must be " + text}, {"b", "c"}};
+    CHECK(http::error_response(400, text, text, details).body ==
+          reference(http::error_envelope(text, text, details)));
+    CHECK(http::error_response(404, "not_found", text).body ==
+          reference(http::error_envelope("not_found", text)));
+  }
+  // Invalid UTF-8 is replaced, as nlohmann does, not thrown on.
+  const std::string invalid = "bad \xff\xc3 end";
+  CHECK(http::ok_response(200, {{"v", invalid}}, invalid).body ==
+        reference(http::success_envelope({{"v", invalid}}, invalid)));
+  CHECK(http::ok_response(200, true).body ==
+        R"({"success":true,"data":true,"error":null,"message":"ok","meta":null})");
 }

@@ -288,3 +288,31 @@ TEST_CASE("Responder: concurrent sends deliver exactly once", "[http][server][ro
     CHECK(sink->deliveries == 1);
   }
 }
+
+TEST_CASE("Routes are numbered in the order they were added", "[http][server][router]") {
+  http::Router router;
+  CHECK(router.size() == 0);
+  router.add_async(Method::get, "/a", noop());
+  router.add_async(Method::post, "/a", noop());
+  router.add_async(Method::get, "/b/{id}", noop());
+  http::Router moved = std::move(router);
+  REQUIRE(moved.size() == 3);
+  CHECK(moved.match(Method::get, "/a").route->index == 0);
+  CHECK(moved.match(Method::post, "/a").route->index == 1);
+  CHECK(moved.match(Method::get, "/b/7").route->index == 2);
+  CHECK(moved.match(Method::head, "/b/7").route->index == 2);  // HEAD served by GET's route
+}
+
+TEST_CASE("Router decodes escaped segments among plain ones, many of them", "[http][server][router]") {
+  http::Router router;
+  router.add_async(Method::get, "/a/b/c/d/e/f/g/h/i/{x}/{y}", noop());
+  // Ten segments (past any small inline buffer), two of them escaped and long.
+  const auto match = router.match(
+      Method::get, "/a/b/c/d/e/f/g/h/i/" + std::string("%41") + std::string(40, 'x') +
+                       "/y%2Fz" + std::string(30, 'q'));
+  REQUIRE(match.kind == MatchKind::found);
+  CHECK(match.route->pattern == "/a/b/c/d/e/f/g/h/i/{x}/{y}");
+  CHECK(std::string(match.params[0].second) == "A" + std::string(40, 'x'));
+  CHECK(std::string(match.params[1].second) == "y/z" + std::string(30, 'q'));
+  CHECK(router.match(Method::get, "/a/b/c/d/e/f/g/h/i/%4/x").kind == MatchKind::not_found);
+}

@@ -4,6 +4,7 @@
 #include <amqp.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -25,6 +26,9 @@ class Connection {
  public:
   // Connects (TCP or TLS per the URL scheme), logs in with heartbeat and the
   // connection_name client property. Throws AmqpError (or std::invalid_argument for a bad URL).
+  // The client advertises the capabilities consumer_cancel_notify and connection.blocked,
+  // so a frame loop may see basic.cancel (queue deleted) and connection.blocked/unblocked
+  // (broker alarm) methods it did not ask for.
   static std::unique_ptr<Connection> open(const ConnectionSettings& settings);
 
   ~Connection();  // connection.close when still healthy, then frees everything
@@ -33,9 +37,21 @@ class Connection {
 
   amqp_connection_state_t state() const { return state_; }
 
+  // check_reply, plus the bookkeeping a failed reply needs on this connection: a
+  // channel.close from the broker is answered with channel.close-ok on `channel` (so that
+  // channel number can be opened again), a connection.close with connection.close-ok, and
+  // a connection-level or library failure marks the connection broken. Prefer this over
+  // check_reply for replies read on this connection.
+  void check(const amqp_rpc_reply_t& reply, std::string_view context,
+             amqp_channel_t channel = 0);
+  // check(amqp_get_rpc_reply(state()), ...) for the amqp_* calls that return a pointer.
+  void check_last_reply(std::string_view context, amqp_channel_t channel = 0);
+
   void open_channel(amqp_channel_t channel);
   void confirm_select(amqp_channel_t channel);
   void basic_qos(amqp_channel_t channel, std::uint16_t prefetch);
+  // channel.close; a failure marks the connection broken instead of throwing.
+  void close_channel(amqp_channel_t channel) noexcept;
 
   // The socket, for poll() together with a wake-up fd.
   int socket_fd() const;

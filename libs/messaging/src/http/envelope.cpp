@@ -101,18 +101,75 @@ nlohmann::json error_envelope(std::string_view code, std::string message,
 
 namespace {
 
-// nlohmann::json sorts keys; the wire form keeps the contract's order, which is what a
-// person reading a response (or the contract) expects to see first.
-std::string serialize_envelope(const nlohmann::json& envelope) {
-  std::string out = "{\"success\":";
-  out += serialize(envelope.at("success"));
-  for (const char* key : {"data", "error", "message", "meta"}) {
-    out += ",\"";
-    out += key;
-    out += "\":";
-    out += serialize(envelope.at(key));
+// Whether `text` can go between JSON quotes as it is: printable ASCII without '"' or '\\'.
+// Most messages, codes and field names are, and skip building a json value to escape.
+bool is_plain_json_text(std::string_view text) {
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte > 0x7e || c == '"' || c == '\\') {
+      return false;
+    }
   }
+  return true;
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+  if (is_plain_json_text(text)) {
+    out += '"';
+    out += text;
+    out += '"';
+    return;
+  }
+  out += serialize(nlohmann::json(std::string(text)));
+}
+
+void append_json(std::string& out, const nlohmann::json& value) {
+  if (value.is_null()) {
+    out += "null";
+    return;
+  }
+  out += serialize(value);
+}
+
+// The wire form keeps the contract's field order ({"success", "data", "error", "message",
+// "meta"}), which is what a person reading a response expects to see first; nlohmann::json
+// would sort the keys. Written directly rather than through an envelope object: this runs
+// for every response.
+std::string success_body(const nlohmann::json& data, std::string_view message,
+                         const nlohmann::json& meta) {
+  std::string out;
+  out.reserve(96);
+  out += R"({"success":true,"data":)";
+  append_json(out, data);
+  out += R"(,"error":null,"message":)";
+  append_json_string(out, message);
+  out += R"(,"meta":)";
+  append_json(out, meta);
   out += '}';
+  return out;
+}
+
+// Same bytes as serializing error_envelope(): inside "error" the keys are in nlohmann's
+// sorted order ("code", "details"; "field", "problem"), as they always were on the wire.
+std::string error_body(std::string_view code, std::string_view message,
+                       const std::vector<FieldProblem>& details) {
+  std::string out;
+  out.reserve(128);
+  out += R"({"success":false,"data":null,"error":{"code":)";
+  append_json_string(out, code);
+  out += R"(,"details":[)";
+  bool first = true;
+  for (const auto& problem : details) {
+    out += first ? R"({"field":)" : R"(,{"field":)";
+    first = false;
+    append_json_string(out, problem.field);
+    out += R"(,"problem":)";
+    append_json_string(out, problem.problem);
+    out += '}';
+  }
+  out += R"(]},"message":)";
+  append_json_string(out, message);
+  out += R"(,"meta":null})";
   return out;
 }
 
@@ -120,14 +177,12 @@ std::string serialize_envelope(const nlohmann::json& envelope) {
 
 Response ok_response(unsigned status, nlohmann::json data, std::string message,
                      nlohmann::json meta) {
-  return Response::json(status, serialize_envelope(success_envelope(
-                                    std::move(data), std::move(message), std::move(meta))));
+  return Response::json(status, success_body(data, message, meta));
 }
 
 Response error_response(unsigned status, std::string_view code, std::string message,
                         const std::vector<FieldProblem>& details) {
-  return Response::json(status,
-                        serialize_envelope(error_envelope(code, std::move(message), details)));
+  return Response::json(status, error_body(code, message, details));
 }
 
 HttpError::HttpError(unsigned status, std::string code, std::string message,

@@ -6,6 +6,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include <boost/container/small_vector.hpp>
+
 #include "http/server_errors.hpp"
 #include "http/server_uri.hpp"
 #include "notifs/messaging/common/logging.hpp"
@@ -102,31 +104,52 @@ std::vector<Segment> parse_pattern(std::string_view pattern) {
   return segments;
 }
 
+// A request path split into decoded segments. A segment without an escape (nearly all)
+// is viewed in place; only escaped ones are decoded into `owned`, reserved up front so the
+// views into it stay valid. Paths of up to 8 segments take no allocation at all.
+struct DecodedPath {
+  boost::container::small_vector<std::string_view, 8> segments;
+  std::vector<std::string> owned;
+};
+
 // Splits the still-encoded path first and decodes each segment after, so that an encoded
 // slash (%2F) stays inside its segment instead of creating a new one.
-std::optional<std::vector<std::string>> decode_segments(std::string_view path) {
-  std::vector<std::string> segments;
+std::optional<DecodedPath> decode_segments(std::string_view path) {
+  DecodedPath result;
+  std::size_t escaped = 0;
+  for_each_segment(path, [&](std::string_view text) {
+    escaped += text.find('%') != std::string_view::npos ? 1 : 0;
+  });
+  result.owned.reserve(escaped);
   bool valid = true;
   for_each_segment(path, [&](std::string_view text) {
+    if (!valid) {
+      return;
+    }
+    if (text.find('%') == std::string_view::npos) {
+      result.segments.push_back(text);
+      return;
+    }
     auto decoded = detail::percent_decode(text, false);
     if (!decoded) {
       valid = false;
       return;
     }
-    segments.push_back(std::move(*decoded));
+    result.owned.push_back(std::move(*decoded));
+    result.segments.push_back(result.owned.back());
   });
   if (!valid) {
     return std::nullopt;
   }
-  return segments;
+  return result;
 }
 
-bool segments_match(const std::vector<Segment>& pattern, const std::vector<std::string>& path) {
-  if (pattern.size() != path.size()) {
+bool segments_match(const std::vector<Segment>& pattern, const DecodedPath& path) {
+  if (pattern.size() != path.segments.size()) {
     return false;
   }
   for (std::size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i].is_param ? path[i].empty() : pattern[i].text != path[i]) {
+    if (pattern[i].is_param ? path.segments[i].empty() : pattern[i].text != path.segments[i]) {
       return false;
     }
   }
@@ -182,8 +205,8 @@ struct Router::Impl {
                                     std::string(pattern));
       }
     }
-    entries.push_back(
-        Entry{Route{method, std::string(pattern), std::move(handler)}, std::move(segments)});
+    entries.push_back(Entry{Route{method, std::string(pattern), std::move(handler), entries.size()},
+                            std::move(segments)});
   }
 };
 
@@ -208,12 +231,13 @@ void Router::add(Method method, std::string_view pattern, SyncHandler handler,
                });
     return;
   }
+  // Shared, not copied into each task: a handler's captures can be anything.
+  auto shared_handler = std::make_shared<const SyncHandler>(std::move(handler));
   impl_->add(method, pattern,
-             [handler = std::move(handler), executor = impl_->blocking](Request&& request,
-                                                                         Responder responder) {
-               auto shared = std::make_shared<const Request>(std::move(request));
-               auto task = [handler, shared, responder] {
-                 responder.send(call_sync(handler, *shared));
+             [handler = std::move(shared_handler), executor = impl_->blocking](
+                 Request&& request, Responder responder) {
+               auto task = [handler, request = std::move(request), responder] {
+                 responder.send(call_sync(*handler, request));
                };
                // Without a server (a router used on its own) there is no pool: run inline.
                if (*executor) {
@@ -224,14 +248,16 @@ void Router::add(Method method, std::string_view pattern, SyncHandler handler,
              });
 }
 
+std::size_t Router::size() const { return impl_->entries.size(); }
+
 void Router::set_blocking_executor(BlockingExecutor executor) {
   *impl_->blocking = std::move(executor);
 }
 
 Router::Match Router::match(Method method, std::string_view path) const {
   Match result;
-  const auto segments = decode_segments(path);
-  if (!segments) {
+  const auto decoded = decode_segments(path);
+  if (!decoded) {
     return result;
   }
   const Impl::Entry* best = nullptr;
@@ -241,11 +267,14 @@ Router::Match Router::match(Method method, std::string_view path) const {
       current = &candidate;
     }
   };
+  // The methods of every matching route, one bit per Method value; turned into the 405's
+  // list only when it is needed.
+  unsigned allowed = 0;
   for (const auto& entry : impl_->entries) {
-    if (!segments_match(entry.segments, *segments)) {
+    if (!segments_match(entry.segments, *decoded)) {
       continue;
     }
-    result.allowed.push_back(entry.route.method);
+    allowed |= 1U << static_cast<unsigned>(entry.route.method);
     if (entry.route.method == method) {
       consider(best, entry);
     } else if (method == Method::head && entry.route.method == Method::get) {
@@ -256,24 +285,25 @@ Router::Match Router::match(Method method, std::string_view path) const {
     best = best_get;
   }
   if (best == nullptr) {
-    if (!result.allowed.empty()) {
+    if (allowed != 0) {
       result.kind = MatchKind::method_not_allowed;
-      if (std::find(result.allowed.begin(), result.allowed.end(), Method::get) !=
-          result.allowed.end()) {
-        result.allowed.push_back(Method::head);
+      if ((allowed & (1U << static_cast<unsigned>(Method::get))) != 0) {
+        allowed |= 1U << static_cast<unsigned>(Method::head);
       }
-      std::sort(result.allowed.begin(), result.allowed.end());
-      result.allowed.erase(std::unique(result.allowed.begin(), result.allowed.end()),
-                           result.allowed.end());
+      // In Method's order, each once.
+      for (unsigned bit = 0; bit <= static_cast<unsigned>(Method::other); ++bit) {
+        if ((allowed & (1U << bit)) != 0) {
+          result.allowed.push_back(static_cast<Method>(bit));
+        }
+      }
     }
     return result;
   }
   result.kind = MatchKind::found;
   result.route = &best->route;
-  result.allowed.clear();
   for (std::size_t i = 0; i < best->segments.size(); ++i) {
     if (best->segments[i].is_param) {
-      result.params.emplace_back(best->segments[i].text, (*segments)[i]);
+      result.params.emplace_back(best->segments[i].text, std::string(decoded->segments[i]));
     }
   }
   return result;

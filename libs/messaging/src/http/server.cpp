@@ -3,6 +3,7 @@
 #include "notifs/messaging/http/server.hpp"
 
 #include <csignal>
+#include <random>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -21,6 +22,13 @@ namespace detail {
 
 namespace {
 
+// The shared generator seeds each session's own; std::random_device gives 32 bits a call
+// and DefaultRandom's default constructor uses one, too few for ids unique across a fleet.
+std::uint64_t entropy_seed() {
+  std::random_device device;
+  return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+}
+
 ServerSettings sanitized(ServerSettings settings) {
   settings.io_threads = std::max<std::size_t>(settings.io_threads, 1);
   settings.blocking_threads = std::max<std::size_t>(settings.blocking_threads, 1);
@@ -35,6 +43,7 @@ ServerCore::ServerCore(ServerSettings settings_in, Router router_in,
       router(std::move(router_in)),
       registry(registry_in ? std::move(registry_in) : std::make_shared<prometheus::Registry>()),
       metrics(*registry, settings.service_name),
+      random(entropy_seed()),
       log(common::logger("http")),
       blocking_pool(settings.blocking_threads),
       ioc(static_cast<int>(settings.io_threads)) {}
@@ -221,12 +230,12 @@ struct HttpServer::Impl {
 
   void do_accept() {
     acceptor.async_accept(detail::asio::make_strand(core->ioc),
-                          [this](boost::system::error_code ec, tcp::socket socket) {
+                          [this](boost::system::error_code ec, detail::SessionSocket socket) {
                             on_accept(ec, std::move(socket));
                           });
   }
 
-  void on_accept(boost::system::error_code ec, tcp::socket socket) {
+  void on_accept(boost::system::error_code ec, detail::SessionSocket socket) {
     if (ec == detail::asio::error::operation_aborted || !acceptor.is_open()) {
       return;
     }
@@ -244,13 +253,15 @@ struct HttpServer::Impl {
     if (core->stopping.load()) {
       return;  // the socket closes as it goes out of scope
     }
+    // The next accept is queued first: if setting up this connection throws (out of
+    // memory), the exception ends this handler but must not end accepting.
+    do_accept();
     auto session = std::make_shared<detail::Session>(*core, std::move(socket));
     if (core->session_count() >= core->settings.max_connections) {
       session->reject_overloaded();
     } else {
       session->start();
     }
-    do_accept();
   }
 
   // Returns true when every connection finished within the grace period.
@@ -305,6 +316,8 @@ HttpServer::HttpServer(ServerSettings settings, Router router,
                        std::shared_ptr<prometheus::Registry> registry)
     : impl_(std::make_unique<Impl>(std::move(settings), std::move(router), std::move(registry))) {
   add_builtin_routes(*impl_->core);
+  // The routes are final from here on.
+  impl_->core->metrics.prepare(impl_->core->router.size());
   impl_->core->router.set_blocking_executor([core = impl_->core.get()](std::function<void()> task) {
     detail::asio::post(core->blocking_pool, std::move(task));
   });
@@ -359,18 +372,32 @@ void HttpServer::start() {
 
   impl_->work.emplace(core.ioc.get_executor());
   detail::asio::post(acceptor.get_executor(), [impl = impl_.get()] { impl->do_accept(); });
-  for (std::size_t i = 0; i < core.settings.io_threads; ++i) {
-    impl_->threads.emplace_back([&core] {
-      // Handlers catch their own errors; this keeps a thread serving if one slips through.
-      while (true) {
-        try {
-          core.ioc.run();
-          return;
-        } catch (const std::exception& error) {
-          core.log->error("io thread caught error={}", error.what());
+  try {
+    for (std::size_t i = 0; i < core.settings.io_threads; ++i) {
+      impl_->threads.emplace_back([&core] {
+        // Handlers catch their own errors; this keeps a thread serving if one slips through.
+        while (true) {
+          try {
+            core.ioc.run();
+            return;
+          } catch (const std::exception& error) {
+            core.log->error("io thread caught error={}", error.what());
+          }
         }
-      }
-    });
+      });
+    }
+  } catch (...) {
+    // No thread to spare (EAGAIN): the threads already started must be joined before the
+    // exception leaves, or their std::thread destructors terminate the process.
+    impl_->work.reset();
+    core.ioc.stop();
+    for (auto& thread : impl_->threads) {
+      thread.join();
+    }
+    impl_->threads.clear();
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    throw;
   }
   impl_->state = Impl::State::running;
   core.log->info("http server listening service={} address={} port={} io_threads={}",

@@ -9,6 +9,8 @@ namespace notifs::messaging::http::detail {
 
 namespace {
 
+constexpr std::string_view kUnmatched = "unmatched";
+
 // Seconds; from a cached read (~1 ms) to a request that hits a client timeout (~10 s).
 const prometheus::Histogram::BucketBoundaries& duration_buckets() {
   static const prometheus::Histogram::BucketBoundaries buckets{
@@ -32,20 +34,80 @@ ServerMetrics::ServerMetrics(prometheus::Registry& registry, std::string service
                        .Name("http_connections_active")
                        .Help("Open client connections")
                        .Register(registry)
-                       .Add({{"service", service_}})) {}
+                       .Add({{"service", service_}})),
+      routes_(std::make_unique<RouteSeries[]>(1)) {}
 
-void ServerMetrics::observe_request(std::string_view method, std::string_view route,
-                                    unsigned status, double seconds) {
-  requests_
-      .Add({{"service", service_},
-            {"method", std::string(method)},
-            {"route", std::string(route)},
-            {"status", std::to_string(status)}})
-      .Increment();
-  durations_
-      .Add({{"service", service_}, {"method", std::string(method)}, {"route", std::string(route)}},
-           duration_buckets())
-      .Observe(seconds);
+ServerMetrics::~ServerMetrics() = default;
+
+void ServerMetrics::prepare(std::size_t route_count) {
+  routes_ = std::make_unique<RouteSeries[]>(route_count + 1);
+  route_count_ = route_count;
+}
+
+prometheus::Counter& ServerMetrics::requests_series(std::string_view route, Method method,
+                                                    unsigned status) {
+  return requests_.Add({{"service", service_},
+                        {"method", std::string(to_string(method))},
+                        {"route", std::string(route)},
+                        {"status", std::to_string(status)}});
+}
+
+prometheus::Histogram& ServerMetrics::durations_series(std::string_view route, Method method) {
+  return durations_.Add(
+      {{"service", service_}, {"method", std::string(to_string(method))}, {"route", std::string(route)}},
+      duration_buckets());
+}
+
+void ServerMetrics::observe_request(const Router::Route* route, Method method, unsigned status,
+                                    double seconds) {
+  const std::string_view label = route ? std::string_view(route->pattern) : kUnmatched;
+  const std::size_t index = route ? route->index : route_count_;
+  const auto method_index = static_cast<std::size_t>(method);
+  if (index > route_count_ || method_index >= kMethods) {
+    requests_series(label, method, status).Increment();
+    durations_series(label, method).Observe(seconds);
+    return;
+  }
+  RouteSeries& series = routes_[index];
+
+  // Racing threads may both resolve a missing series: Family::Add returns the same object
+  // to both, so whichever pointer lands in the table is the right one.
+  auto* histogram = series.durations[method_index].load(std::memory_order_acquire);
+  if (histogram == nullptr) {
+    histogram = &durations_series(label, method);
+    series.durations[method_index].store(histogram, std::memory_order_release);
+  }
+  histogram->Observe(seconds);
+
+  // Slots are claimed front to back and never freed, so a free slot ends the search. A
+  // slot whose key is claimed but whose counter is not yet stored is treated as a miss.
+  const auto key = static_cast<std::uint32_t>(((method_index + 1) << 16) | (status & 0xFFFF));
+  for (auto& slot : series.requests) {
+    const auto seen = slot.key.load(std::memory_order_acquire);
+    if (seen == 0) {
+      break;
+    }
+    if (seen == key) {
+      if (auto* counter = slot.counter.load(std::memory_order_acquire)) {
+        counter->Increment();
+        return;
+      }
+      break;
+    }
+  }
+  auto& counter = requests_series(label, method, status);
+  counter.Increment();
+  for (auto& slot : series.requests) {
+    std::uint32_t expected = 0;
+    if (slot.key.compare_exchange_strong(expected, key, std::memory_order_acq_rel)) {
+      slot.counter.store(&counter, std::memory_order_release);
+      return;
+    }
+    if (expected == key) {
+      return;  // another thread claimed it; it stores the same counter
+    }
+  }
+  // Every slot is taken (an unusual spread of statuses): this one stays on the slow path.
 }
 
 void ServerMetrics::connection_opened() { connections_.Increment(); }

@@ -43,25 +43,48 @@ struct ConsumerSettings {
   bool retries_enabled = true;       // false for queues without retry tiers (status.queue)
   std::uint16_t prefetch = 64;       // unacked deliveries the broker may push (in flight)
   std::chrono::milliseconds stop_timeout{30000};  // graceful stop waits this long for handlers
+  // A delivery that can go nowhere else (retry without retry tiers, or a republish that
+  // failed) waits this long before it is rejected back to its queue, so a persistent
+  // failure never becomes a hot redelivery loop.
+  std::chrono::milliseconds requeue_delay{1000};
 };
 
 // Consumes one queue with manual acks and turns handler outcomes into safe broker actions:
 //   ack          -> basic.ack;
-//   retry        -> republish (with confirm) to the next retry tier with x-attempt + 1 and
-//                   x-last-error, then ack; after the last tier it is dead-lettered;
+//   retry        -> republish (with confirm) to retry tier n = x-attempt (TTLs grow with n)
+//                   with x-attempt + 1 and x-last-error, then ack; the tier dead-letters it
+//                   back to names.main_queue(channel) after its TTL. Past the last tier it
+//                   is dead-lettered with "retries exhausted after N attempts: <reason>".
+//                   With retries_enabled = false it is rejected with requeue after
+//                   requeue_delay instead (quorum queues' x-delivery-limit ends loops);
 //   dead_letter  -> publish (with confirm) to the dead-letter exchange, which routes to
-//                   failed.queue, with x-failure-reason and x-attempt, then ack.
+//                   failed.queue, with x-failure-reason, x-attempt and x-original-queue, then
+//                   ack. The routing key is `channel` (the first topology channel when
+//                   `channel` is not one of them, so status.queue's failures land there too).
+// A handler that throws counts as retry(exception text); a delivery whose properties cannot
+// be decoded is dead-lettered as "unparseable: ...". Republished copies keep body,
+// properties and headers (minus the broker's x-death bookkeeping).
 // The original is acked only after the republish is confirmed; if that fails it is
-// rejected with requeue, so a message is never lost between the two (it may be seen
-// again: delivery is at-least-once and handlers de-duplicate by message id).
+// rejected with requeue after requeue_delay, so a message is never lost between the two
+// (it may be seen again: delivery is at-least-once and handlers de-duplicate by message id).
 //
-// On a lost connection it reconnects with jittered backoff, declares the topology again
-// and resumes; outcomes of deliveries from the dead connection are dropped (the broker
-// redelivers those). stop() cancels the subscription, waits for in-flight handlers and
-// their acks, then closes: nothing is lost.
+// Threads: one consumer thread owns the connection and runs the handler; Completions may
+// be called from any thread and reach it through a mailbox (eventfd), never by polling.
 //
-// Thread-safety: start() and stop() from one control thread. The publisher must outlive
-// the consumer.
+// start() connects, declares the topology, sets prefetch and subscribes before it returns.
+// It throws when that first attempt fails for a reason retrying cannot fix (the queue does
+// not exist, TopologyMismatch, a bad URL); when the broker is only unreachable it returns
+// and the consumer keeps connecting in the background (connected() tells).
+//
+// On a lost connection it reconnects with jittered backoff (connection.reconnect), declares
+// the topology again and resumes; outcomes of deliveries from the dead connection are
+// dropped (the broker redelivers those). stop() cancels the subscription, waits up to
+// stop_timeout for in-flight handlers, their republish confirms and acks, then closes;
+// whatever is still unacked then goes back to the queue: nothing is lost. Deliveries that
+// arrive after the cancel are requeued without reaching the handler.
+//
+// Thread-safety: start() and stop() from one control thread; stop() blocks (at most about
+// stop_timeout plus one RPC). The publisher must outlive the consumer.
 class Consumer {
  public:
   Consumer(ConsumerSettings settings, MessagePublisher& publisher, DeliveryHandler handler,

@@ -21,7 +21,8 @@ class Registry;
 namespace notifs::messaging::amqp {
 
 // Completion of one publish: no error only when the broker acknowledged the message
-// (persisted, for a persistent message on a durable queue). `detail` gives context on failure.
+// (persisted, for a persistent message on a durable queue). `detail` gives context on failure
+// (the broker's reply text when there is one).
 using PublishCallback = std::function<void(std::error_code error, const std::string& detail)>;
 
 // The role: something that publishes with confirms. Services depend on this interface;
@@ -29,7 +30,8 @@ using PublishCallback = std::function<void(std::error_code error, const std::str
 class MessagePublisher {
  public:
   virtual ~MessagePublisher() = default;
-  // Never blocks. The callback runs exactly once, on a publisher thread; it must not block.
+  // Never blocks. The callback runs exactly once, on a publisher thread (never inside this
+  // call, even for an immediate refusal); it must not block and must not throw.
   virtual void async_publish(OutgoingMessage message, PublishCallback callback) = 0;
   // The same as a future; it throws std::system_error (category amqp_category()) on failure.
   std::future<void> publish(OutgoingMessage message);
@@ -60,8 +62,32 @@ struct PublisherSettings {
 // `multiple` included. Lost connections are rebuilt with jittered backoff and the
 // topology (if configured) is declared again.
 //
-// Thread-safe. Destruction fails what is still queued or unconfirmed with shutting_down
-// after a short drain, and joins the threads.
+// How failures look:
+//   backpressure     queue_capacity messages already wait to be written; the callback runs
+//                    at once (on the publisher's dispatcher thread). Nothing was sent.
+//   not_connected    no pool connection was up for connect_wait (counted from when the
+//                    message was accepted or the last connection went down, the later).
+//   connection_lost  the connection or the channel failed before the confirm; `detail`
+//                    carries the broker's reply (e.g. "404 NOT_FOUND - no exchange ...",
+//                    which closes the channel: it is reopened and later messages go through).
+//   unroutable       basic.return for a mandatory message; `detail` has the reply text.
+//   nacked, confirm_timeout, shutting_down: as their names say.
+//   std::errc::invalid_argument (generic category): the message cannot be encoded (a name
+//                    or short property over 255 bytes, headers too big for a frame).
+// While the broker blocks publishers (connection.blocked, a resource alarm) nothing is
+// written; accepted messages wait and the queue fills up to backpressure.
+//
+// Distribution: the connections pull from one shared queue whenever their confirm window
+// (max_in_flight) has room, so load goes to the least busy connection and a reconnecting
+// one takes nothing.
+//
+// Every message is written with the header "x-publish-seq" (its delivery tag on the
+// channel): basic.return carries no delivery tag, and this matches a return to its message
+// exactly. Consumers see the header; a republished message gets a new value.
+//
+// Thread-safe. Destruction stops accepting, lets accepted messages finish for up to
+// min(confirm_timeout, 5 s), fails what is still queued or unconfirmed with shutting_down,
+// and joins the threads. Do not destroy it, or call flush(), from a publish callback.
 class AmqpPublisher final : public MessagePublisher {
  public:
   explicit AmqpPublisher(PublisherSettings settings,
@@ -74,7 +100,8 @@ class AmqpPublisher final : public MessagePublisher {
 
   // How many pool connections are up now (for /ready).
   std::size_t connected() const;
-  // Drains: waits until every accepted message is resolved or `timeout` passes.
+  // Drains: waits until every accepted message is resolved (its callback has run) or
+  // `timeout` passes; true when nothing is outstanding. Blocks the calling thread.
   bool flush(std::chrono::milliseconds timeout);
 
  private:

@@ -63,7 +63,10 @@ class Router {
     Method method;
     std::string pattern;
     AsyncHandler handler;  // sync handlers are adapted to this form
+    std::size_t index = 0;  // order of add(), 0-based: lets a server keep per-route tables
   };
+  // Number of routes; every Route::index is below it.
+  std::size_t size() const;
 
   enum class MatchKind { found, method_not_allowed, not_found };
   struct Match {
