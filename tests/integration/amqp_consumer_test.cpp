@@ -481,10 +481,15 @@ namespace {
 // Consumes with a handler slow enough (1 ms) that a fault lands mid-stream, runs `fault`
 // after a fifth of the first batch was handled, publishes a second batch afterwards, and
 // checks that every message was handled at least once and nothing stays in the queue.
-void check_recovery(const std::function<void()>& fault) {
+// `delete_after` is false after a broker restart: RabbitMQ 3.10.8 can crash its
+// dead-letter supervisor for good when quorum queues with at-least-once dead-lettering are
+// deleted while still recovering (see the publisher's stop_app test); the node is thrown
+// away after the run anyway.
+void check_recovery(const std::function<void()>& fault, bool delete_after = true) {
   constexpr int kBatch = 1000;
   const auto topology = t::test_topology();
-  t::TopologyCleanup cleanup(topology);
+  std::optional<t::TopologyCleanup> cleanup;
+  if (delete_after) cleanup.emplace(topology);
   auto registry = std::make_shared<prometheus::Registry>();
   amqp::AmqpPublisher publisher(publisher_settings(topology));
   publish_confirmed(publisher, notifications(topology, "before-", kBatch));
@@ -527,7 +532,7 @@ TEST_CASE("amqp consumer resumes after the broker's stop_app and start_app",
     t::rabbitmqctl({"stop_app"});
     std::this_thread::sleep_for(500ms);
     t::rabbitmqctl({"start_app"});
-  });
+  }, /*delete_after=*/false);
 }
 
 TEST_CASE("amqp consumer without retry tiers requeues a retry after a pause",
