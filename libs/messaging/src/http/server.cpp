@@ -22,13 +22,6 @@ namespace detail {
 
 namespace {
 
-// The shared generator seeds each session's own; std::random_device gives 32 bits a call
-// and DefaultRandom's default constructor uses one, too few for ids unique across a fleet.
-std::uint64_t entropy_seed() {
-  std::random_device device;
-  return (static_cast<std::uint64_t>(device()) << 32) ^ device();
-}
-
 ServerSettings sanitized(ServerSettings settings) {
   settings.io_threads = std::max<std::size_t>(settings.io_threads, 1);
   settings.blocking_threads = std::max<std::size_t>(settings.blocking_threads, 1);
@@ -43,7 +36,6 @@ ServerCore::ServerCore(ServerSettings settings_in, Router router_in,
       router(std::move(router_in)),
       registry(registry_in ? std::move(registry_in) : std::make_shared<prometheus::Registry>()),
       metrics(*registry, settings.service_name),
-      random(entropy_seed()),
       log(common::logger("http")),
       blocking_pool(settings.blocking_threads),
       ioc(static_cast<int>(settings.io_threads)) {}

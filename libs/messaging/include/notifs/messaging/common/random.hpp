@@ -22,9 +22,11 @@ class Random {
 
 // mt19937_64 seeded from std::random_device, guarded by a mutex: cheap enough for
 // jitter and ids, which are never on a path that a lock would slow down measurably.
+// random_device gives 32 bits a call; one call would be too few for ids that must be
+// unique across a fleet, so the seed takes 256 bits.
 class DefaultRandom final : public Random {
  public:
-  DefaultRandom() : engine_(std::random_device{}()) {}
+  DefaultRandom() : engine_(seeded_engine()) {}
   explicit DefaultRandom(std::uint64_t seed) : engine_(seed) {}
 
   std::uint64_t next_u64() override {
@@ -33,6 +35,13 @@ class DefaultRandom final : public Random {
   }
 
  private:
+  static std::mt19937_64 seeded_engine() {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device(),
+                       device(), device(), device(), device()};
+    return std::mt19937_64(seed);
+  }
+
   std::mutex mutex_;
   std::mt19937_64 engine_;
 };
