@@ -173,9 +173,21 @@ bool same_shape(const std::vector<Segment>& a, const std::vector<Segment>& b) {
   });
 }
 
-Response call_sync(const SyncHandler& handler, const Request& request) {
+Response call_sync(const SyncHandler& handler, const Request& request,
+                   const Router::ErrorTranslator& translator) {
   try {
     return handler(request);
+  } catch (const std::exception& error) {
+    if (translator) {
+      try {
+        if (auto translated = translator(error)) {
+          return std::move(*translated);
+        }
+      } catch (...) {
+        // A translator that throws is a bug of its own: fall back to the default table.
+      }
+    }
+    return detail::response_for_current_exception(request);
   } catch (...) {
     return detail::response_for_current_exception(request);
   }
@@ -193,11 +205,24 @@ struct Router::Impl {
   // Shared with the adapted blocking handlers, which are created before the server sets
   // the executor.
   std::shared_ptr<BlockingExecutor> blocking = std::make_shared<BlockingExecutor>();
+  // Shared with every handler for the same reason: they may be set after routes are added.
+  std::shared_ptr<Guard> guard = std::make_shared<Guard>();
+  std::shared_ptr<ErrorTranslator> translator = std::make_shared<ErrorTranslator>();
 
   void add(Method method, std::string_view pattern, AsyncHandler handler) {
     if (!handler) {
       throw std::invalid_argument("empty handler for route " + std::string(pattern));
     }
+    handler = [guard = this->guard, handler = std::move(handler)](Request&& request,
+                                                                  Responder responder) {
+      if (*guard) {
+        if (auto refusal = (*guard)(request)) {
+          responder.send(std::move(*refusal));
+          return;
+        }
+      }
+      handler(std::move(request), std::move(responder));
+    };
     auto segments = parse_pattern(pattern);
     for (const auto& entry : entries) {
       if (entry.route.method == method && same_shape(entry.segments, segments)) {
@@ -226,18 +251,19 @@ void Router::add(Method method, std::string_view pattern, SyncHandler handler,
   }
   if (execution == Execution::io) {
     impl_->add(method, pattern,
-               [handler = std::move(handler)](Request&& request, Responder responder) {
-                 responder.send(call_sync(handler, request));
+               [handler = std::move(handler), translator = impl_->translator](
+                   Request&& request, Responder responder) {
+                 responder.send(call_sync(handler, request, *translator));
                });
     return;
   }
   // Shared, not copied into each task: a handler's captures can be anything.
   auto shared_handler = std::make_shared<const SyncHandler>(std::move(handler));
   impl_->add(method, pattern,
-             [handler = std::move(shared_handler), executor = impl_->blocking](
-                 Request&& request, Responder responder) {
-               auto task = [handler, request = std::move(request), responder] {
-                 responder.send(call_sync(*handler, request));
+             [handler = std::move(shared_handler), executor = impl_->blocking,
+              translator = impl_->translator](Request&& request, Responder responder) {
+               auto task = [handler, translator, request = std::move(request), responder] {
+                 responder.send(call_sync(*handler, request, *translator));
                };
                // Without a server (a router used on its own) there is no pool: run inline.
                if (*executor) {
@@ -249,6 +275,12 @@ void Router::add(Method method, std::string_view pattern, SyncHandler handler,
 }
 
 std::size_t Router::size() const { return impl_->entries.size(); }
+
+void Router::set_guard(Guard guard) { *impl_->guard = std::move(guard); }
+
+void Router::set_error_translator(ErrorTranslator translator) {
+  *impl_->translator = std::move(translator);
+}
 
 void Router::set_blocking_executor(BlockingExecutor executor) {
   *impl_->blocking = std::move(executor);

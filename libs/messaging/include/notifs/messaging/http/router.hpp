@@ -1,7 +1,9 @@
 #pragma once
 
 #include <functional>
+#include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,6 +83,20 @@ class Router {
   // When several patterns match, a literal segment beats a parameter ("/users/me" over
   // "/users/{id}"). `allowed` (405 only) includes HEAD when GET is allowed.
   Match match(Method method, std::string_view path) const;
+
+  // Runs before every handler of this router, on the io thread (so it must not block):
+  // a Response it returns is sent instead of calling the handler (e.g. a 401 when the
+  // service token is missing). The server's built-in /health, /ready and /metrics are not
+  // routes of this router, so a guard never closes them. Set before the server starts.
+  using Guard = std::function<std::optional<Response>(const Request& request)>;
+  void set_guard(Guard guard);
+
+  // Maps an exception a SyncHandler threw to a response before the default table
+  // (HttpError -> its status, anything else -> 500) is consulted: lets a service turn a
+  // library's error (e.g. "database unavailable") into its 503 in one place. Return
+  // nullopt to leave an exception to the default table. Set before the server starts.
+  using ErrorTranslator = std::function<std::optional<Response>(const std::exception& error)>;
+  void set_error_translator(ErrorTranslator translator);
 
   // Lets the server run blocking handlers on its worker pool; set by the server at start.
   using BlockingExecutor = std::function<void(std::function<void()>)>;

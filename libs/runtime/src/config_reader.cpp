@@ -1,0 +1,1 @@
+#include "notifs/runtime/config_reader.hpp"

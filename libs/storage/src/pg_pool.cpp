@@ -1,0 +1,1 @@
+#include "notifs/storage/pg_pool.hpp"
