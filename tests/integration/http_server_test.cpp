@@ -285,7 +285,7 @@ TEST_CASE("Bodies over the limit get 413, even when only announced", "[http][ser
   CHECK(response->status == 200);
 }
 
-TEST_CASE("Non-JSON bodies get 415; JSON with parameters is accepted", "[http][server][integration]") {
+TEST_CASE("Non-JSON bodies get 415, JSON with parameters is accepted", "[http][server][integration]") {
   TestServer server;
   auto response = round_trip(server.port(), make_request("POST", "/items/1",
                                                        {{"Content-Type", "text/plain"}}, "{}"));
@@ -432,7 +432,7 @@ TEST_CASE("Handler failures become envelopes and the server keeps serving", "[ht
   CHECK(response->header("X-Fine") == "yes");
 }
 
-TEST_CASE("Keep-alive: HTTP/1.1 keeps the connection; close and HTTP/1.0 end it", "[http][server][integration]") {
+TEST_CASE("Keep-alive: HTTP/1.1 keeps the connection, close and HTTP/1.0 end it", "[http][server][integration]") {
   TestServer server;
   RawClient client(server.port());
   for (int i = 0; i < 3; ++i) {
@@ -820,7 +820,7 @@ TEST_CASE("Expect: 100-continue on a chunked body gets the interim answer too", 
   CHECK(response->json()["data"]["body"]["x"] == 2);
 }
 
-TEST_CASE("Idle keep-alive connections close after idle_timeout; busy ones stay open", "[http][server][integration]") {
+TEST_CASE("Idle keep-alive connections close after idle_timeout, busy ones stay open", "[http][server][integration]") {
   http::ServerSettings settings = test_settings();
   settings.idle_timeout = 600ms;
   settings.request_timeout = 600ms;

@@ -28,7 +28,7 @@ TEST_CASE("Headers look names up case-insensitively and keep arrival order", "[h
   CHECK(names == std::vector<std::string>{"Content-Type", "X-Trace", "x-trace"});
 }
 
-TEST_CASE("Headers::set replaces every value of a name; remove drops them all", "[http][server][message]") {
+TEST_CASE("Headers::set replaces every value of a name, remove drops them all", "[http][server][message]") {
   http::Headers headers;
   headers.add("Accept", "a");
   headers.add("Vary", "x");

@@ -180,7 +180,7 @@ TEST_CASE("A moved Router keeps its routes", "[http][server][router]") {
   CHECK(assigned.match(Method::get, "/x/1").kind == MatchKind::found);
 }
 
-TEST_CASE("Sync handlers answer; their exceptions become envelopes", "[http][server][router]") {
+TEST_CASE("Sync handlers answer, and their exceptions become envelopes", "[http][server][router]") {
   http::Router router;
   router.add(Method::get, "/ok/{id}", [](const http::Request& request) {
     return http::ok_response(200, {{"id", std::string(request.path_param("id"))}});

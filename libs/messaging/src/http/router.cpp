@@ -209,20 +209,22 @@ struct Router::Impl {
   std::shared_ptr<Guard> guard = std::make_shared<Guard>();
   std::shared_ptr<ErrorTranslator> translator = std::make_shared<ErrorTranslator>();
 
-  void add(Method method, std::string_view pattern, AsyncHandler handler) {
+  void add(Method method, std::string_view pattern, AsyncHandler handler, Access access) {
     if (!handler) {
       throw std::invalid_argument("empty handler for route " + std::string(pattern));
     }
-    handler = [guard = this->guard, handler = std::move(handler)](Request&& request,
-                                                                  Responder responder) {
-      if (*guard) {
-        if (auto refusal = (*guard)(request)) {
-          responder.send(std::move(*refusal));
-          return;
+    if (access == Access::guarded) {
+      handler = [guard = this->guard, handler = std::move(handler)](Request&& request,
+                                                                    Responder responder) {
+        if (*guard) {
+          if (auto refusal = (*guard)(request)) {
+            responder.send(std::move(*refusal));
+            return;
+          }
         }
-      }
-      handler(std::move(request), std::move(responder));
-    };
+        handler(std::move(request), std::move(responder));
+      };
+    }
     auto segments = parse_pattern(pattern);
     for (const auto& entry : entries) {
       if (entry.route.method == method && same_shape(entry.segments, segments)) {
@@ -240,12 +242,13 @@ Router::~Router() = default;
 Router::Router(Router&&) noexcept = default;
 Router& Router::operator=(Router&&) noexcept = default;
 
-void Router::add_async(Method method, std::string_view pattern, AsyncHandler handler) {
-  impl_->add(method, pattern, std::move(handler));
+void Router::add_async(Method method, std::string_view pattern, AsyncHandler handler,
+                       Access access) {
+  impl_->add(method, pattern, std::move(handler), access);
 }
 
 void Router::add(Method method, std::string_view pattern, SyncHandler handler,
-                 Execution execution) {
+                 Execution execution, Access access) {
   if (!handler) {
     throw std::invalid_argument("empty handler for route " + std::string(pattern));
   }
@@ -254,7 +257,8 @@ void Router::add(Method method, std::string_view pattern, SyncHandler handler,
                [handler = std::move(handler), translator = impl_->translator](
                    Request&& request, Responder responder) {
                  responder.send(call_sync(handler, request, *translator));
-               });
+               },
+               access);
     return;
   }
   // Shared, not copied into each task: a handler's captures can be anything.
@@ -271,7 +275,8 @@ void Router::add(Method method, std::string_view pattern, SyncHandler handler,
                } else {
                  task();
                }
-             });
+             },
+             access);
 }
 
 std::size_t Router::size() const { return impl_->entries.size(); }

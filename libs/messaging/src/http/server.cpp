@@ -176,9 +176,10 @@ void add_builtin_routes(detail::ServerCore& core) {
     return router.match(Method::get, path).kind != Router::MatchKind::found;
   };
   if (absent("/health")) {
-    router.add(Method::get, "/health", [](const Request&) {
-      return ok_response(200, {{"status", "ok"}}, "alive");
-    });
+    router.add(
+        Method::get, "/health",
+        [](const Request&) { return ok_response(200, {{"status", "ok"}}, "alive"); },
+        Execution::io, Access::open);
   }
   if (absent("/metrics")) {
     router.add(Method::get, "/metrics", [registry = core.registry](const Request&) {
@@ -187,7 +188,7 @@ void add_builtin_routes(detail::ServerCore& core) {
       response.content_type = "text/plain; version=0.0.4";
       response.body = prometheus::TextSerializer().Serialize(registry->Collect());
       return response;
-    });
+    }, Execution::io, Access::open);
   }
   if (absent("/ready")) {
     router.add_async(Method::get, "/ready", [&core](Request&&, Responder responder) {
@@ -205,7 +206,7 @@ void add_builtin_routes(detail::ServerCore& core) {
           }
         });
       }
-    });
+    }, Access::open);
   }
 }
 

@@ -85,14 +85,21 @@ class ConfigReader {
   void record(std::string_view name, std::string printable);
   void problem(std::string_view name, std::string text);
 
+  struct Flag {
+    std::string name;      // the variable it names: "DATABASE_URL"
+    std::string spelling;  // as typed, for "unknown flag --databse-url"
+    std::string value;
+    bool used = false;
+  };
+
   Lookup lookup_;
-  std::vector<std::pair<std::string, std::string>> flags_;  // variable name -> value
-  std::vector<std::string> used_flags_;
+  std::vector<Flag> flags_;  // in command-line order; the last of one name wins
   std::vector<std::string> problems_;
   std::vector<std::pair<std::string, std::string>> effective_;
 };
 
-// The URL with its userinfo password replaced by "***"; other text unchanged.
+// The URL with its userinfo password, and the value of a `password=` query parameter
+// (libpq accepts one), replaced by "***"; other text unchanged.
 std::string mask_url_password(std::string_view url);
 
 }  // namespace notifs::runtime

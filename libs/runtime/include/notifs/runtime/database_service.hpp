@@ -27,7 +27,7 @@ struct DatabaseServiceSettings {
 };
 
 // Reads PORT (default `default_port`), DATABASE_URL (required, postgresql://),
-// DATABASE_POOL_SIZE (default 8), DATABASE_POOL_TIMEOUT_MS (default 2000),
+// DATABASE_POOL_SIZE (default 2 per core, 2..32), DATABASE_POOL_TIMEOUT_MS (default 2000),
 // DATABASE_STATEMENT_TIMEOUT_MS (default 5000), DATABASE_STARTUP_TIMEOUT_MS (default
 // 60000), SERVICE_TOKEN, HTTP_IO_THREADS (default 2) and HTTP_WORKER_THREADS (default:
 // the pool size, so every worker can hold a connection).
@@ -58,6 +58,7 @@ class DatabaseService {
   // error translator on `router` and starts serving it. Throws StorageUnavailable when
   // the database never came, MigrationError, or std::system_error when the port is taken.
   void start(messaging::http::Router router);
+  // The bound port; 0 before start().
   std::uint16_t port() const;
   void stop();
   // After start(): serve until SIGINT/SIGTERM, then stop. Returns the exit code (see

@@ -18,8 +18,9 @@ bool constant_time_equals(std::string_view a, std::string_view b);
 
 // Service-to-service auth (CONTRACT.md, SERVICE_TOKEN): when `token` is not empty, every
 // route of `router` answers 401 `unauthorized` (with `WWW-Authenticate: Bearer`) unless
-// the request carries `Authorization: Bearer <token>`. The server's /health, /ready and
-// /metrics are not router routes and stay open. An empty token leaves the router open.
+// the request carries `Authorization: Bearer <token>`. Routes added with
+// http::Access::open, such as the server's /health, /ready and /metrics, stay open. An
+// empty token leaves the router open.
 void require_service_token(messaging::http::Router& router, std::string token);
 
 }  // namespace notifs::runtime

@@ -24,13 +24,15 @@ struct PgPoolSettings {
   std::string url;                                   // postgresql://user:pass@host:port/db?...
   std::string name = "postgres";                     // label of metrics, logs and /ready
   std::size_t size = 8;                              // connections at most, opened on demand
-  std::chrono::milliseconds acquire_timeout{2000};   // a borrower waits this long, then PoolExhausted
-  std::chrono::milliseconds connect_timeout{3000};   // to open one connection
+  std::chrono::milliseconds acquire_timeout{2000};   // a borrower waits this long, then pool_exhausted
+  std::chrono::milliseconds connect_timeout{3000};   // to open one (libpq: whole seconds)
   std::chrono::milliseconds statement_timeout{5000}; // server-side bound on every statement
-  std::string application_name = "notifs";          // shows in pg_stat_activity
+  std::string application_name = "notifs";          // pg_stat_activity (unless the URL sets one)
   // Runs on every new connection before it is lent, e.g. to prepare the statements the
   // service uses (prepared statements live per connection, so a replacement connection
-  // after a server restart gets them again). An exception here fails that connection.
+  // after a server restart gets them again). An exception here fails that connection
+  // (closed, not lent) and reaches the borrower. Called on the borrowing thread, possibly
+  // on several threads at once for different connections.
   std::function<void(pqxx::connection_base&)> on_connect;
 };
 
@@ -126,7 +128,10 @@ class PgPool {
     }
   }
 
-  // A cheap round trip (SELECT 1) bounded by `timeout`, for /ready. Never throws.
+  // A cheap round trip (SELECT 1), for /ready: false when no connection frees up within
+  // `timeout`, none can be opened within min(timeout, connect_timeout) (libpq rounds up to
+  // whole seconds), or the server does not answer. Like run(), one stale connection found
+  // broken is replaced and retried, so a restart that is over reads as ready. Never throws.
   bool ping(std::chrono::milliseconds timeout) noexcept;
 
   PoolStats stats() const;
@@ -134,7 +139,14 @@ class PgPool {
 
  private:
   void run_erased(const std::function<void(pqxx::connection_base&)>& work);
-  void give_back(std::unique_ptr<Lease::Slot> slot, bool broken);
+  // Runs `work` on leases from `borrow`, translating pqxx errors as run() documents.
+  void run_leased(const std::function<Lease()>& borrow,
+                  const std::function<void(pqxx::connection_base&)>& work);
+  // acquire() with an explicit deadline and connect timeout (ping uses its own).
+  Lease acquire_until(std::chrono::steady_clock::time_point deadline,
+                      std::chrono::milliseconds connect_timeout);
+  std::unique_ptr<Lease::Slot> open_connection(std::chrono::milliseconds connect_timeout);
+  void give_back(std::unique_ptr<Lease::Slot> slot, bool broken) noexcept;
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -46,6 +46,10 @@ using SyncHandler = std::function<Response(const Request& request)>;
 // io thread is ever held.
 enum class Execution { io, blocking };
 
+// Whether a route is subject to the router's guard. The server's built-in /health, /ready
+// and /metrics are `open`: probes and scrapers carry no credentials.
+enum class Access { guarded, open };
+
 // Maps method + path pattern to handlers. Patterns are literal segments and `{name}`
 // parameters: "/api/v1/users/{id}/push_tokens/{token}". A trailing slash is ignored.
 // Built before the server starts, then read-only (so lock-free) while it runs.
@@ -57,9 +61,10 @@ class Router {
   Router& operator=(Router&&) noexcept;
 
   // Throws std::invalid_argument for a malformed pattern or a duplicate method + pattern.
-  void add_async(Method method, std::string_view pattern, AsyncHandler handler);
+  void add_async(Method method, std::string_view pattern, AsyncHandler handler,
+                 Access access = Access::guarded);
   void add(Method method, std::string_view pattern, SyncHandler handler,
-           Execution execution = Execution::io);
+           Execution execution = Execution::io, Access access = Access::guarded);
 
   struct Route {
     Method method;
@@ -84,10 +89,10 @@ class Router {
   // "/users/{id}"). `allowed` (405 only) includes HEAD when GET is allowed.
   Match match(Method method, std::string_view path) const;
 
-  // Runs before every handler of this router, on the io thread (so it must not block):
-  // a Response it returns is sent instead of calling the handler (e.g. a 401 when the
-  // service token is missing). The server's built-in /health, /ready and /metrics are not
-  // routes of this router, so a guard never closes them. Set before the server starts.
+  // Runs before the handler of every guarded route, on the io thread (so it must not
+  // block): a Response it returns is sent instead of calling the handler (e.g. a 401 when
+  // the service token is missing). Routes added with Access::open, such as the server's
+  // built-in /health, /ready and /metrics, skip it. Set before the server starts.
   using Guard = std::function<std::optional<Response>(const Request& request)>;
   void set_guard(Guard guard);
 

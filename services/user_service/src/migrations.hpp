@@ -1,0 +1,13 @@
+#pragma once
+
+#include <span>
+
+#include "notifs/storage/migrations.hpp"
+
+namespace notifs::user_service {
+
+// user_service's schema, services/user_service/migrations/NNNN_*.sql in version order,
+// compiled into the binary by notifs_embed_migrations (see CMakeLists.txt).
+std::span<const storage::Migration> migrations();
+
+}  // namespace notifs::user_service
