@@ -216,6 +216,11 @@ nlohmann::json parse_json_object(const Request& request) {
     // message repeats the input, which we do not echo.
     throw HttpError(400, "invalid_json",
                     "request body is not valid JSON (at byte " + std::to_string(error.byte) + ")");
+  } catch (const nlohmann::json::exception&) {
+    // The parser also throws out_of_range for a number beyond double's range (1e400):
+    // still the client's malformed input, never a 500.
+    throw HttpError(400, "invalid_json",
+                    "request body is not valid JSON (a number is out of range)");
   }
   if (!document.is_object()) {
     throw HttpError(400, "validation_failed", "request body must be a JSON object",
