@@ -72,6 +72,9 @@ class ConfigReader {
   // that no getter read (a typo such as --prot=1).
   void finish() const;
   const std::vector<std::string>& problems() const { return problems_; }
+  // A problem the caller found across variables (a rule tying two values together), so
+  // that finish() reports it with the rest. Never put a secret's value in `text`.
+  void report_problem(std::string_view name, std::string text) { problem(name, std::move(text)); }
 
   // Every value read, in order, as printable text: secrets masked, URL passwords masked.
   const std::vector<std::pair<std::string, std::string>>& effective() const {
