@@ -20,21 +20,9 @@
 namespace notifs::amqp_test {
 
 namespace detail = notifs::messaging::amqp::detail;
+using test_support::shell_quote;
 
 namespace {
-
-std::string shell_quote(const std::string& text) {
-  std::string quoted = "'";
-  for (const char c : text) {
-    if (c == '\'') {
-      quoted += "'\\''";
-    } else {
-      quoted += c;
-    }
-  }
-  quoted += '\'';
-  return quoted;
-}
 
 timeval to_timeval(std::chrono::steady_clock::duration duration) {
   const auto micros = std::max<std::int64_t>(
@@ -53,15 +41,6 @@ amqp_rpc_reply_t server_exception(const amqp_method_t& method) {
 }
 
 }  // namespace
-
-std::string require_env(const char* name) {
-  const char* value = std::getenv(name);
-  if (value == nullptr || *value == '\0') {
-    FAIL(name << " is not set: run the AMQP integration tests through scripts/test, which "
-                 "starts a RabbitMQ node and exports its URL, rabbitmqctl and management API");
-  }
-  return value;
-}
 
 std::string rabbitmq_url() { return require_env("NOTIFS_TEST_RABBITMQ_URL"); }
 
@@ -98,21 +77,7 @@ amqp::TopologySettings test_topology(amqp::QueueType type, std::string prefix) {
 CommandResult run_rabbitmqctl(const std::vector<std::string>& args) {
   std::string command = shell_quote(require_env("NOTIFS_TEST_RABBITMQCTL"));
   for (const auto& arg : args) command += " " + shell_quote(arg);
-  command += " 2>&1";
-  CommandResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    result.output = "popen failed for: " + command;
-    return result;
-  }
-  std::array<char, 4096> buffer{};
-  std::size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
-    result.output.append(buffer.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return test_support::run_command(command + " 2>&1");
 }
 
 std::string rabbitmqctl(const std::vector<std::string>& args) {

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "amqp/connection.hpp"
+#include "integration/test_process.hpp"
 #include "notifs/messaging/amqp/connection_settings.hpp"
 #include "notifs/messaging/amqp/message.hpp"
 #include "notifs/messaging/amqp/topology.hpp"
@@ -24,8 +25,7 @@ namespace notifs::amqp_test {
 
 namespace amqp = notifs::messaging::amqp;
 
-// The value of an environment variable; FAILs the test (with how to get it) when unset.
-std::string require_env(const char* name);
+using test_support::require_env;
 
 // NOTIFS_TEST_RABBITMQ_URL, e.g. amqp://guest:guest@127.0.0.1:PORT/%2f.
 std::string rabbitmq_url();
@@ -43,10 +43,7 @@ amqp::TopologySettings test_topology(amqp::QueueType type = amqp::QueueType::quo
 
 // Runs "$NOTIFS_TEST_RABBITMQCTL <args>" (each argument shell-quoted) and returns its exit
 // status and combined output.
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;
-};
+using test_support::CommandResult;
 CommandResult run_rabbitmqctl(const std::vector<std::string>& args);
 // The same, FAILing the test when the command fails; returns its output.
 std::string rabbitmqctl(const std::vector<std::string>& args);

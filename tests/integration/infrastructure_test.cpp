@@ -10,6 +10,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "integration/test_process.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -20,14 +22,7 @@
 
 namespace {
 
-std::string require_env(const char* name) {
-  const char* value = std::getenv(name);
-  if (value == nullptr || *value == '\0') {
-    FAIL(name << " is not set: run the integration tests through scripts/test, which starts "
-                 "RabbitMQ and PostgreSQL and exports their URLs");
-  }
-  return value;
-}
+using notifs::test_support::require_env;
 
 std::string unique_suffix() {
   std::random_device device;

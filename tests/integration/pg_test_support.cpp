@@ -1,5 +1,7 @@
 #include "integration/pg_test_support.hpp"
 
+#include "integration/test_process.hpp"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,29 +17,10 @@
 
 namespace notifs::pg_test {
 
+using test_support::require_env;
+using test_support::shell_quote;
+
 namespace {
-
-std::string require_env(const char* name) {
-  const char* value = std::getenv(name);
-  if (value == nullptr || *value == '\0') {
-    FAIL(name << " is not set: run the PostgreSQL integration tests through scripts/test, "
-                 "which starts a throwaway cluster and exports its URL and pg_ctl");
-  }
-  return value;
-}
-
-std::string shell_quote(const std::string& text) {
-  std::string quoted = "'";
-  for (const char c : text) {
-    if (c == '\'') {
-      quoted += "'\\''";
-    } else {
-      quoted += c;
-    }
-  }
-  quoted += '\'';
-  return quoted;
-}
 
 std::string random_schema_name() {
   std::random_device device;
@@ -45,28 +28,6 @@ std::string random_schema_name() {
   std::ostringstream out;
   out << "t_" << std::hex << dist(device);
   return out.str();
-}
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-CommandResult run_command(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    result.output = "popen failed for: " + command;
-    return result;
-  }
-  std::array<char, 4096> buffer{};
-  std::size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
-    result.output.append(buffer.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
 }
 
 }  // namespace
@@ -138,8 +99,8 @@ void restart_postgres(std::chrono::seconds timeout) {
   const std::string url = database_url();
   // The wrapper scripts/test wrote already runs pg_ctl as the cluster's owner with its
   // data folder and log file; the port lives in postgresql.conf, so it is unchanged.
-  const CommandResult result = run_command(
-      shell_quote(pg_ctl) + " restart -m fast -w -t " + std::to_string(timeout.count()));
+  const auto result = test_support::run_command(shell_quote(pg_ctl) + " restart -m fast -w -t " +
+                                                std::to_string(timeout.count()) + " 2>&1");
   if (result.exit_code != 0) {
     FAIL("pg_ctl restart exited with " << result.exit_code << ": " << result.output);
   }

@@ -2,11 +2,9 @@
 // through the public API, print the demo user's id, and change nothing when run again.
 #include "integration/http_server_client.hpp"
 #include "integration/pg_test_support.hpp"
+#include "integration/test_process.hpp"
 
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <memory>
 #include <set>
 #include <string>
@@ -44,30 +42,14 @@ runtime::DatabaseServiceSettings settings_for(const pg_test::TestSchema& schema,
   return settings;
 }
 
-struct ScriptRun {
-  int exit_code = -1;
-  std::string output;
-};
-
 // Runs scripts/seed with the services' URLs; `output` is stdout, plus stderr when asked.
-ScriptRun run_seed(std::uint16_t user_port, std::uint16_t template_port,
-                   const std::string& token, bool with_stderr = false) {
-  const std::string command = "USER_SERVICE_URL=http://127.0.0.1:" + std::to_string(user_port) +
-                              " TEMPLATE_SERVICE_URL=http://127.0.0.1:" +
-                              std::to_string(template_port) + " SERVICE_TOKEN=" + token +
-                              " bash " NOTIFS_SOURCE_DIR "/scripts/seed" +
-                              (with_stderr ? " 2>&1" : "");
-  ScriptRun run;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buffer{};
-  std::size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
-    run.output.append(buffer.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+notifs::test_support::CommandResult run_seed(std::uint16_t user_port, std::uint16_t template_port,
+                                     const std::string& token, bool with_stderr = false) {
+  return notifs::test_support::run_command(
+      "USER_SERVICE_URL=http://127.0.0.1:" + std::to_string(user_port) +
+      " TEMPLATE_SERVICE_URL=http://127.0.0.1:" + std::to_string(template_port) +
+      " SERVICE_TOKEN=" + token + " bash " NOTIFS_SOURCE_DIR "/scripts/seed" +
+      (with_stderr ? " 2>&1" : ""));
 }
 
 nlohmann::json get_json(std::uint16_t port, const std::string& target) {

@@ -9,23 +9,21 @@
 #include <utility>
 
 #include <pqxx/pqxx>
+
 #include <spdlog/spdlog.h>
+
+#include "notifs/storage/sql_time.hpp"
 
 namespace notifs::api_gateway {
 
 namespace {
-
-// RFC 3339 UTC with milliseconds, formatted by the server so no time zone logic lives here.
-std::string timestamp(const std::string& column) {
-  return "to_char(" + column + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
-}
 
 // The columns parse_record reads, in its order, from the relation called `alias`.
 std::string record_columns(const std::string& alias) {
   const std::string a = alias + ".";
   return a + "notification_id::text, " + a + "request_id, " + a + "user_id::text, " + a +
          "notification_type, " + a + "template_code, " + a + "status, " + a + "attempts, " + a +
-         "last_error, " + timestamp(a + "created_at") + ", " + timestamp(a + "updated_at") +
+         "last_error, " + storage::rfc3339_ms_sql(a + "created_at") + ", " + storage::rfc3339_ms_sql(a + "updated_at") +
          ", " + a + "fingerprint, " + a + "reason";
 }
 
@@ -508,19 +506,32 @@ void Ledger::run_claims(std::vector<ClaimOp>& ops) {
 }
 
 void Ledger::run_confirms(std::vector<ConfirmOp>& ops) {
+  auto rows = nlohmann::json::array();
+  for (const auto& op : ops) {
+    rows.push_back({{"notification_id", op.notification_id},
+                    {"status", to_string(op.status)},
+                    {"reason", op.reason}});
+  }
+  answer_by_changed_ids(ops, confirm_sql(), rows.dump());
+}
+
+void Ledger::run_releases(std::vector<ReleaseOp>& ops) {
+  auto ids = nlohmann::json::array();
+  for (const auto& op : ops) {
+    ids.push_back(op.notification_id);
+  }
+  answer_by_changed_ids(ops, release_sql(), ids.dump());
+}
+
+template <typename WriteOp>
+void Ledger::answer_by_changed_ids(std::vector<WriteOp>& ops, const std::string& sql,
+                                   const std::string& parameter) {
   std::unordered_set<std::string> changed;
   try {
-    auto rows = nlohmann::json::array();
-    for (const auto& op : ops) {
-      rows.push_back({{"notification_id", op.notification_id},
-                      {"status", to_string(op.status)},
-                      {"reason", op.reason}});
-    }
-    const auto parameter = rows.dump();
     changed = pool_.run([&](pqxx::connection_base& connection) {
       pqxx::work tx(connection);
       statements_.fetch_add(1, std::memory_order_relaxed);
-      auto ids = returned_ids(tx.exec_params(confirm_sql(), parameter));
+      auto ids = returned_ids(tx.exec_params(sql, parameter));
       tx.commit();
       return ids;
     });
@@ -533,33 +544,6 @@ void Ledger::run_confirms(std::vector<ConfirmOp>& ops) {
   }
   for (auto& op : ops) {
     deliver(op.callback, LedgerResult<bool>{nullptr, changed.count(op.notification_id) != 0});
-  }
-}
-
-void Ledger::run_releases(std::vector<ReleaseOp>& ops) {
-  std::unordered_set<std::string> deleted;
-  try {
-    auto ids = nlohmann::json::array();
-    for (const auto& op : ops) {
-      ids.push_back(op.notification_id);
-    }
-    const auto parameter = ids.dump();
-    deleted = pool_.run([&](pqxx::connection_base& connection) {
-      pqxx::work tx(connection);
-      statements_.fetch_add(1, std::memory_order_relaxed);
-      auto gone = returned_ids(tx.exec_params(release_sql(), parameter));
-      tx.commit();
-      return gone;
-    });
-  } catch (...) {
-    const auto error = std::current_exception();
-    for (auto& op : ops) {
-      deliver(op.callback, LedgerResult<bool>{error, false});
-    }
-    return;
-  }
-  for (auto& op : ops) {
-    deliver(op.callback, LedgerResult<bool>{nullptr, deleted.count(op.notification_id) != 0});
   }
 }
 

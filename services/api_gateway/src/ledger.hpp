@@ -175,6 +175,11 @@ class Ledger {
   void run_claims(std::vector<ClaimOp>& ops);
   void run_confirms(std::vector<ConfirmOp>& ops);
   void run_releases(std::vector<ReleaseOp>& ops);
+  // Runs one write whose RETURNING lists the ids it changed, then answers each op whether
+  // its id was among them (or with the error, for every op of the batch).
+  template <typename WriteOp>
+  void answer_by_changed_ids(std::vector<WriteOp>& ops, const std::string& sql,
+                             const std::string& parameter);
   void run_statuses(std::vector<StatusOp>& ops);
 
   storage::PgPool& pool_;

@@ -2,16 +2,15 @@
 
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+
 #include <stdexcept>
 #include <utility>
+
+#include "notifs/storage/sql_time.hpp"
 
 namespace notifs::template_service {
 
 namespace {
-
-// RFC 3339 UTC with milliseconds, formatted by the server so no time zone logic lives here.
-#define NOTIFS_TS(column) \
-  "to_char(" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 constexpr const char* kInsertTemplate = "templates_insert";
 constexpr const char* kLockTemplate = "templates_lock";
@@ -93,7 +92,7 @@ void TemplateStore::prepare_statements(pqxx::connection_base& connection) {
                      "(code, locale, version, subject, body, html_body, title) "
                      "VALUES ($1, $2, $3, $4, $5, $6, $7) "
                      "ON CONFLICT (code, locale, version) DO NOTHING "
-                     "RETURNING " NOTIFS_TS("created_at"));
+                     "RETURNING " NOTIFS_SQL_RFC3339_MS("created_at"));
   connection.prepare(kLatestVersion,
                      "SELECT max(version) FROM template_versions WHERE code = $1 AND locale = $2");
   // The locale that answers is the one asked for when it has a version 1 (every locale
@@ -109,7 +108,7 @@ void TemplateStore::prepare_statements(pqxx::connection_base& connection) {
       "SELECT t.channel, l.locale, "
       "  (SELECT max(m.version) FROM template_versions m "
       "   WHERE m.code = $1 AND m.locale = l.locale), "
-      "  v.version, v.subject, v.body, v.html_body, v.title, " NOTIFS_TS("v.created_at") " "
+      "  v.version, v.subject, v.body, v.html_body, v.title, " NOTIFS_SQL_RFC3339_MS("v.created_at") " "
       "FROM t LEFT JOIN l ON true "
       "LEFT JOIN LATERAL (SELECT * FROM template_versions v "
       "  WHERE v.code = $1 AND v.locale = l.locale AND ($3::integer IS NULL OR v.version = $3) "
@@ -121,8 +120,8 @@ void TemplateStore::prepare_statements(pqxx::connection_base& connection) {
       "WITH filtered AS (SELECT * FROM templates WHERE ($1::text IS NULL OR channel = $1)), "
       "total AS (SELECT count(*) AS n FROM filtered), "
       "page AS (SELECT * FROM filtered ORDER BY code LIMIT $2 OFFSET $3) "
-      "SELECT total.n, page.code, page.channel, " NOTIFS_TS("page.created_at") ", "
-      NOTIFS_TS("page.updated_at") ", "
+      "SELECT total.n, page.code, page.channel, " NOTIFS_SQL_RFC3339_MS("page.created_at") ", "
+      NOTIFS_SQL_RFC3339_MS("page.updated_at") ", "
       "  (SELECT coalesce(json_agg(json_build_array(x.locale, x.latest) ORDER BY x.locale), '[]') "
       "   FROM (SELECT locale, max(version) AS latest FROM template_versions v "
       "         WHERE v.code = page.code GROUP BY locale) x) "
@@ -134,7 +133,7 @@ void TemplateStore::prepare_statements(pqxx::connection_base& connection) {
       "total AS (SELECT count(*) AS n FROM filtered), "
       "page AS (SELECT * FROM filtered ORDER BY locale, version DESC LIMIT $3 OFFSET $4) "
       "SELECT EXISTS (SELECT 1 FROM templates WHERE code = $1), total.n, page.locale, "
-      "  page.version, " NOTIFS_TS("page.created_at") " "
+      "  page.version, " NOTIFS_SQL_RFC3339_MS("page.created_at") " "
       "FROM total LEFT JOIN page ON true ORDER BY page.locale, page.version DESC");
 }
 

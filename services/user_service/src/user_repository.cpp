@@ -4,6 +4,8 @@
 
 #include <pqxx/pqxx>
 
+#include "notifs/storage/sql_time.hpp"
+
 namespace notifs::user_service {
 
 namespace {
@@ -14,8 +16,7 @@ namespace {
 #define NOTIFS_USER_COLUMNS                                                          \
   "id::text, name, email, locale, array_to_json(push_tokens)::text, email_enabled, " \
   "push_enabled, "                                                                   \
-  "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "    \
-  "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+  NOTIFS_SQL_RFC3339_MS("created_at") ", " NOTIFS_SQL_RFC3339_MS("updated_at")
 
 // Shown (truncated to milliseconds) strictly later than the previous value even when
 // two writes fall in one millisecond, so that a client comparing updated_at always sees
