@@ -148,13 +148,15 @@ const std::shared_ptr<prometheus::Registry>& DatabaseService::registry() const {
   return impl_->registry;
 }
 
-void DatabaseService::start(http::Router router) {
+void DatabaseService::start(http::Router router, ServiceExtras extras) {
   if (impl_->server) {
     throw std::logic_error("DatabaseService::start called twice");
   }
   impl_->migrate_with_retry();
 
-  require_service_token(router, impl_->settings.service_token);
+  if (extras.require_service_token) {
+    require_service_token(router, impl_->settings.service_token);
+  }
   router.set_error_translator(translate_storage_error);
   auto server = std::make_unique<http::HttpServer>(impl_->settings.server, std::move(router),
                                                    impl_->registry);
@@ -163,10 +165,18 @@ void DatabaseService::start(http::Router router) {
     return http::DependencyStatus{up, up ? "up" : "down",
                                   up ? "" : "no answer to SELECT 1 within 1 s"};
   });
+  for (auto& [name, check] : extras.readiness_checks) {
+    server->add_readiness_check(std::move(name), std::move(check));
+  }
+  for (auto& hook : extras.scrape_hooks) {
+    server->add_scrape_hook(std::move(hook));
+  }
   server->start();
   impl_->server = std::move(server);
   impl_->log->info("listening port={} auth={}", impl_->server->port(),
-                   impl_->settings.service_token.empty() ? "off" : "service_token");
+                   !extras.require_service_token        ? "service's own"
+                   : impl_->settings.service_token.empty() ? "off"
+                                                           : "service_token");
 }
 
 std::uint16_t DatabaseService::port() const {

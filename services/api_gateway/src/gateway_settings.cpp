@@ -1,5 +1,7 @@
 #include "gateway_settings.hpp"
 
+#include <algorithm>
+
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -86,6 +88,9 @@ GatewaySettings read_gateway_settings(runtime::ConfigReader& config) {
   settings.publisher.connection = settings.amqp;
   settings.publisher.topology = settings.topology;
   settings.publisher.confirm_timeout = settings.publish_timeout;
+  // A publish waiting for a connection must fail within the deadline too (a 503 "within
+  // the publish deadline" when the broker is down).
+  settings.publisher.connect_wait = std::min(settings.publisher.connect_wait, settings.publish_timeout);
 
   settings.user_service.name = "user_service";
   settings.user_service.base_url = config.url("USER_SERVICE_URL", "", {"http", "https"});

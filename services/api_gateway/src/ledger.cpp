@@ -212,6 +212,19 @@ std::exception_ptr invalid(const std::string& what) {
 
 }  // namespace
 
+std::string describe_error(const std::exception_ptr& error) {
+  if (!error) {
+    return {};
+  }
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& thrown) {
+    return thrown.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+
 Ledger::Ledger(storage::PgPool& pool, LedgerSettings settings)
     : pool_(pool), settings_(settings) {
   settings_.writers = std::max<std::size_t>(settings_.writers, 1);

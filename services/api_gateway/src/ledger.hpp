@@ -94,6 +94,9 @@ struct ClaimResult {
   NotificationRecord existing;
 };
 
+// The what() of an exception held by pointer; "unknown error" for a non-std exception.
+std::string describe_error(const std::exception_ptr& error);
+
 // A completed write: `error` set means the write did not happen (or, for StorageInDoubt,
 // may have); `value` is then default.
 template <typename T>
@@ -101,6 +104,8 @@ struct LedgerResult {
   std::exception_ptr error;
   T value{};
   bool ok() const { return !error; }
+  // The error's what() (for logs and reasons); empty when ok().
+  std::string describe() const { return describe_error(error); }
 };
 
 struct LedgerStats {

@@ -45,6 +45,8 @@ class TemplateServiceFixture {
   const std::string& url() const { return shared_url_.empty() ? schema_->url() : shared_url_; }
   pg_test::TestSchema& schema() { return *schema_; }
   std::uint16_t port() const { return app_->port(); }
+  // Stops serving (an upstream outage for the gateway's tests).
+  void stop() { app_->stop(); }
 
   tests::RawResponse request(std::string_view method, const std::string& target,
                              const std::string& body = {},

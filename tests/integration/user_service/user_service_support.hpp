@@ -27,6 +27,8 @@ class UserServiceFixture {
   ~UserServiceFixture();
 
   std::uint16_t port() const { return app_.port(); }
+  // Stops serving (an upstream outage for the gateway's tests); the port stays closed.
+  void stop() { app_.stop(); }
   const pg_test::TestSchema& schema() const { return schema_; }
 
   // One request on a new connection; a JSON body gets Content-Type: application/json.

@@ -182,11 +182,14 @@ void add_builtin_routes(detail::ServerCore& core) {
         Execution::io, Access::open);
   }
   if (absent("/metrics")) {
-    router.add(Method::get, "/metrics", [registry = core.registry](const Request&) {
+    router.add(Method::get, "/metrics", [&core](const Request&) {
+      for (const auto& hook : core.scrape_hooks) {
+        hook();
+      }
       Response response;
       response.status = 200;
       response.content_type = "text/plain; version=0.0.4";
-      response.body = prometheus::TextSerializer().Serialize(registry->Collect());
+      response.body = prometheus::TextSerializer().Serialize(core.registry->Collect());
       return response;
     }, Execution::io, Access::open);
   }
@@ -329,6 +332,14 @@ void HttpServer::add_readiness_check(std::string name, ReadinessCheck check) {
     throw std::logic_error("add_readiness_check after start()");
   }
   impl_->core->checks.emplace_back(std::move(name), std::move(check));
+}
+
+void HttpServer::add_scrape_hook(std::function<void()> hook) {
+  std::lock_guard lock(impl_->state_mutex);
+  if (impl_->state != Impl::State::created) {
+    throw std::logic_error("add_scrape_hook after start()");
+  }
+  impl_->core->scrape_hooks.push_back(std::move(hook));
 }
 
 void HttpServer::start() {

@@ -60,6 +60,7 @@ class ServerCore {
   const std::shared_ptr<spdlog::logger> log;
   std::atomic<bool> stopping{false};
   std::vector<std::pair<std::string, ReadinessCheck>> checks;  // read-only once started
+  std::vector<std::function<void()>> scrape_hooks;             // read-only once started
 
  private:
   mutable std::mutex sessions_mutex_;

@@ -6,6 +6,8 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "notifs/messaging/http/router.hpp"
 #include "notifs/messaging/http/server.hpp"
@@ -35,6 +37,17 @@ DatabaseServiceSettings read_database_service_settings(ConfigReader& config,
                                                        std::string service_name,
                                                        std::uint16_t default_port);
 
+// What a service adds to the shell when it starts.
+struct ServiceExtras {
+  // false: the service guards its routes itself (the gateway checks its clients' API
+  // keys); SERVICE_TOKEN is then only what it presents to the services it calls.
+  bool require_service_token = true;
+  // Reported by /ready beside the database.
+  std::vector<std::pair<std::string, messaging::http::ReadinessCheck>> readiness_checks;
+  // See HttpServer::add_scrape_hook.
+  std::vector<std::function<void()>> scrape_hooks;
+};
+
 // The shell of a service that keeps its data in PostgreSQL: a PgPool, migrations applied
 // at start, an HttpServer whose /ready checks the database, SERVICE_TOKEN auth on every
 // route, and StorageUnavailable answered as 503. The service adds its own routes.
@@ -57,7 +70,7 @@ class DatabaseService {
   // up to startup_timeout: containers start in any order), then installs the guard and
   // error translator on `router` and starts serving it. Throws StorageUnavailable when
   // the database never came, MigrationError, or std::system_error when the port is taken.
-  void start(messaging::http::Router router);
+  void start(messaging::http::Router router, ServiceExtras extras = {});
   // The bound port; 0 before start().
   std::uint16_t port() const;
   void stop();

@@ -59,6 +59,9 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   void add_readiness_check(std::string name, ReadinessCheck check);
+  // Runs on the io thread before each GET /metrics is serialized, so that figures kept
+  // elsewhere (a cache's counters) can be copied into the registry. Must be quick.
+  void add_scrape_hook(std::function<void()> hook);
 
   // Binds and starts serving on the io threads; returns at once. Throws std::system_error
   // when the address cannot be bound. A server starts once: it cannot be restarted.
