@@ -116,8 +116,7 @@ const std::string& status_sql() {
 
 const std::string& find_sql() {
   static const std::string sql = "SELECT " + record_columns("n") +
-                                 " FROM notifications n WHERE n.notification_id = $1::uuid "
-                                 "AND n.status <> 'pending'";
+                                 " FROM notifications n WHERE n.notification_id = $1::uuid";
   return sql;
 }
 
@@ -126,8 +125,9 @@ const std::string& list_sql() {
   // a list is one statement and one snapshot. created_at DESC, notification_id matches the
   // indexes and keeps pages stable when timestamps tie.
   static const std::string sql =
-      "WITH filtered AS (SELECT * FROM notifications WHERE status <> 'pending' "
-      "AND ($1::uuid IS NULL OR user_id = $1::uuid) AND ($2::text IS NULL OR status = $2)), "
+      "WITH filtered AS (SELECT * FROM notifications WHERE "
+      "($1::uuid IS NULL OR user_id = $1::uuid) AND ($2::text IS NULL OR status = $2 "
+      "OR ($2 = 'queued' AND status = 'pending'))), "
       "total AS (SELECT count(*) AS n FROM filtered), "
       "page AS (SELECT * FROM filtered ORDER BY created_at DESC, notification_id "
       "LIMIT $3 OFFSET $4) "
@@ -442,8 +442,10 @@ void Ledger::run_claims(std::vector<ClaimOp>& ops) {
           ClaimResult result;
           result.existing = record;
           if (record.pending && !young) {
-            // Left by a gateway that died between claim and confirm: no answer was given
-            // for it, so this request takes the row over, whatever its body (one op per
+            // Left by a gateway that died between claim and confirm: almost always before
+            // any answer was given for it (the other case, a death in the milliseconds
+            // between the broker's ack and recording it, is the duplicate the README
+            // admits), so this request takes the row over, whatever its body (one op per
             // row; the batch's other duplicates see it as in progress).
             if (taken.insert(record.notification_id).second) {
               takeovers.push_back(i);
@@ -564,14 +566,24 @@ void Ledger::run_statuses(std::vector<StatusOp>& ops) {
   // UPDATE ... FROM with several recordset rows matching one target row applies an
   // arbitrary one, so each notification's events are folded here first: the winner is the
   // one no later event of the batch may replace.
+  // The error travels separately: retrying(1, "421 later") folded with processing(2)
+  // must still leave "421 later" as last_error, as applying them one by one would.
   std::unordered_map<std::string, std::size_t> winner;
+  std::unordered_map<std::string, std::size_t> latest_error;
+  const auto outranks = [&ops](std::size_t candidate, std::size_t current) {
+    const auto& best = ops[current].event;
+    return should_apply(StoredStatus{best.status, best.attempt}, ops[candidate].event);
+  };
   for (std::size_t i = 0; i < ops.size(); ++i) {
     const auto& event = ops[i].event;
     const auto [it, fresh] = winner.emplace(event.notification_id, i);
-    if (!fresh) {
-      const auto& best = ops[it->second].event;
-      if (should_apply(StoredStatus{best.status, best.attempt}, event)) {
-        it->second = i;
+    if (!fresh && outranks(i, it->second)) {
+      it->second = i;
+    }
+    if (!event.error.empty()) {
+      const auto [error_it, first] = latest_error.emplace(event.notification_id, i);
+      if (!first && outranks(i, error_it->second)) {
+        error_it->second = i;
       }
     }
   }
@@ -580,10 +592,13 @@ void Ledger::run_statuses(std::vector<StatusOp>& ops) {
     auto rows = nlohmann::json::array();
     for (const auto& [id, index] : winner) {
       const auto& event = ops[index].event;
+      const auto error = latest_error.find(id);
       rows.push_back({{"notification_id", id},
                       {"ev_status", to_string(event.status)},
                       {"ev_attempt", event.attempt},
-                      {"ev_error", event.error}});
+                      {"ev_error", !event.error.empty() || error == latest_error.end()
+                                       ? event.error
+                                       : ops[error->second].event.error}});
     }
     const auto parameter = rows.dump();
     applied = pool_.run([&](pqxx::connection_base& connection) {

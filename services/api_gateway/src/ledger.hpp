@@ -148,7 +148,11 @@ class Ledger {
   // fold's result reports false.
   void apply_status(StatusEvent event, DoneCallback callback);
 
-  // Blocking reads; pending rows are invisible. Throw storage errors.
+  // Blocking reads. Throw storage errors. Pending rows are returned too (`pending` set;
+  // a status filter of `queued` matches them): the intake answers 202 on the broker's ack
+  // and records `queued` just after, so a client may read before that write lands. The
+  // price: a request still waiting for the broker shows for those milliseconds, and goes
+  // if it ends 503.
   std::optional<NotificationRecord> find(const std::string& notification_id);
   NotificationPage list(const NotificationFilter& filter, const runtime::PageRequest& page);
 

@@ -17,6 +17,8 @@ using SteadyClock = std::chrono::steady_clock;
 struct NotificationIntake::Attempt {
   IntakeRequest request;
   Respond respond;
+  NewNotification row;          // what the claim writes
+  bool claimed_again = false;    // see on_claim's in_progress
   std::string notification_id;  // the claimed row's (ours, or one taken over)
   std::chrono::system_clock::time_point created_at;
   std::shared_ptr<const UserSnapshot> user;
@@ -89,7 +91,12 @@ void NotificationIntake::submit(IntakeRequest request, Respond respond) {
   row.template_code = notification.template_code;
   row.priority = notification.priority;
   row.metadata = notification.metadata;
-  ledger_.claim(std::move(row), [this, attempt](LedgerResult<ClaimResult> result) {
+  attempt->row = std::move(row);
+  start_claim(attempt);
+}
+
+void NotificationIntake::start_claim(const std::shared_ptr<Attempt>& attempt) {
+  ledger_.claim(attempt->row, [this, attempt](LedgerResult<ClaimResult> result) {
     on_claim(attempt, std::move(result));
   });
 }
@@ -114,6 +121,19 @@ void NotificationIntake::on_claim(const std::shared_ptr<Attempt>& attempt,
           "request_id '" + request_id + "' was already used with a different body"));
       return;
     case ClaimResult::Outcome::in_progress: {
+      // in_progress always has this request's fingerprint (a different one is a conflict).
+      if (is_acked_unrecorded(claim.existing.notification_id)) {
+        replay(attempt, claim.existing);
+        return;
+      }
+      // Not in the set: never acked here, or acked and recorded between the claim's read
+      // and now (the set forgets an id once `queued` is committed). One more claim tells
+      // the two apart: the second case then reads `queued` and replays.
+      if (!attempt->claimed_again) {
+        attempt->claimed_again = true;
+        start_claim(attempt);
+        return;
+      }
       metrics_.rejected(Rejection::idempotency_in_progress);
       auto response = http::error_response(
           409, "idempotency_in_progress",
@@ -122,26 +142,44 @@ void NotificationIntake::on_claim(const std::shared_ptr<Attempt>& attempt,
       attempt->respond(std::move(response));
       return;
     }
-    case ClaimResult::Outcome::replay: {
-      metrics_.replayed();
-      const auto& existing = claim.existing;
-      // The first answer: skipped stays skipped; anything else was answered `queued`.
-      const auto status = existing.status == Status::skipped ? Status::skipped : Status::queued;
-      auto response = http::ok_response(
-          200,
-          intake_answer(existing.notification_id, existing.request_id, existing.notification_type,
-                        status, existing.reason.value_or("")),
-          "replayed: this request_id was answered before");
-      response.headers.set("Idempotent-Replayed", "true");
-      attempt->respond(std::move(response));
+    case ClaimResult::Outcome::replay:
+      replay(attempt, claim.existing);
       return;
-    }
     case ClaimResult::Outcome::claimed:
       break;
   }
   attempt->notification_id = claim.existing.notification_id;
   directory_.find_user(attempt->request.notification.user_id, attempt->request.http_request_id,
                        [this, attempt](UserLookup user) { on_user(attempt, std::move(user)); });
+}
+
+void NotificationIntake::replay(const std::shared_ptr<Attempt>& attempt,
+                                const NotificationRecord& existing) {
+  metrics_.replayed();
+  // The first answer: skipped stays skipped; anything else was answered `queued`.
+  const auto status = existing.status == Status::skipped ? Status::skipped : Status::queued;
+  auto response = http::ok_response(
+      200,
+      intake_answer(existing.notification_id, existing.request_id, existing.notification_type,
+                    status, existing.reason.value_or("")),
+      "replayed: this request_id was answered before");
+  response.headers.set("Idempotent-Replayed", "true");
+  attempt->respond(std::move(response));
+}
+
+void NotificationIntake::remember_acked(const std::string& notification_id) {
+  std::lock_guard lock(acked_mutex_);
+  acked_unrecorded_.insert(notification_id);
+}
+
+void NotificationIntake::forget_acked(const std::string& notification_id) {
+  std::lock_guard lock(acked_mutex_);
+  acked_unrecorded_.erase(notification_id);
+}
+
+bool NotificationIntake::is_acked_unrecorded(const std::string& notification_id) const {
+  std::lock_guard lock(acked_mutex_);
+  return acked_unrecorded_.contains(notification_id);
 }
 
 void NotificationIntake::on_user(const std::shared_ptr<Attempt>& attempt, UserLookup user) {
@@ -256,23 +294,28 @@ void NotificationIntake::publish(const std::shared_ptr<Attempt>& attempt) {
                            "shortly"));
           return;
         }
-        ledger_.confirm(
-            attempt->notification_id, Status::queued, {}, [this, attempt](LedgerResult<bool> done) {
-              const auto& accepted = attempt->request.notification;
-              if (!done.ok()) {
-                // See the class comment: the broker has it, so the answer is 202.
-                intake_log()->error(
-                    "confirmed publish not recorded as queued request_id={} "
-                    "notification_id={} err={}",
-                    accepted.request_id, attempt->notification_id, done.describe());
-              }
-              metrics_.accepted();
-              attempt->respond(http::ok_response(
-                  202,
-                  intake_answer(attempt->notification_id, accepted.request_id,
-                                accepted.notification_type, Status::queued, {}),
-                  "notification queued"));
-            });
+        // The broker has it: answer now and record `queued` after (see the class comment).
+        remember_acked(attempt->notification_id);
+        metrics_.accepted();
+        const auto& accepted = attempt->request.notification;
+        attempt->respond(http::ok_response(
+            202,
+            intake_answer(attempt->notification_id, accepted.request_id,
+                          accepted.notification_type, Status::queued, {}),
+            "notification queued"));
+        ledger_.confirm(attempt->notification_id, Status::queued, {},
+                        [this, attempt](LedgerResult<bool> done) {
+                          // Recorded, or never will be by us: either way the ledger answers
+                          // for this row from now on.
+                          forget_acked(attempt->notification_id);
+                          if (!done.ok()) {
+                            intake_log()->error(
+                                "confirmed publish not recorded as queued request_id={} "
+                                "notification_id={} err={}",
+                                attempt->request.notification.request_id,
+                                attempt->notification_id, done.describe());
+                          }
+                        });
       });
 }
 

@@ -3,7 +3,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 
 #include "directory.hpp"
 #include "gateway_metrics.hpp"
@@ -34,16 +36,21 @@ struct IntakeRequest {
 //          ─ upstream unavailable, nothing cached ──────────────────── release, 503
 //          ─ channel off or no address ─ confirm(skipped, reason) ──── 202 skipped
 //          └ publisher.async_publish (persistent, mandatory, confirmed)
-//              ─ ack ── confirm(queued) ──────────────────────────── 202 queued
+//              ─ ack ──────────────────────────────── 202 queued, then confirm(queued)
 //              ─ nack, unroutable, timeout, broker down ─ release ─── 503 broker_unavailable
 //
-// The 202 is sent only after the broker's ack. A failure after the claim releases it
-// before answering, so the client's retry with the same request_id is never blocked; if
-// the release itself fails (the database went away), the pending row is taken over after
-// LedgerSettings::pending_takeover. When the ledger cannot record a confirmed publish as
-// queued, the answer is still 202: the broker holds the message and will deliver it, and a
-// 503 would invite a retry that publishes it twice; workers' status events then update the
-// pending row (they apply to it) and it becomes visible to GET.
+// The 202 is sent on the broker's ack, the promise the contract asks for; the ledger
+// records `queued` just after, off the request's path (one commit less per request).
+// Until it lands, the row is `pending`: GET shows it as queued, a duplicate reaching this
+// gateway gets the replay (it remembers what it acked and has not recorded yet), and one
+// reaching another replica gets 409 idempotency_in_progress for those milliseconds. If
+// that write fails (the database went away), the answer stays 202: the broker holds the
+// message, and a 503 would invite a retry that publishes it twice; workers' status events
+// still apply to the pending row.
+//
+// A failure after the claim releases it before answering, so the client's retry with the
+// same request_id is never blocked; if the release itself fails, the pending row is taken
+// over after LedgerSettings::pending_takeover.
 //
 // A concurrent duplicate gets 409 idempotency_in_progress with Retry-After: 1 (as the IETF
 // Idempotency-Key draft asks) rather than waiting: the first request holds the claim for
@@ -65,7 +72,9 @@ class NotificationIntake {
 
  private:
   struct Attempt;
+  void start_claim(const std::shared_ptr<Attempt>& attempt);
   void on_claim(const std::shared_ptr<Attempt>& attempt, LedgerResult<ClaimResult> result);
+  void replay(const std::shared_ptr<Attempt>& attempt, const NotificationRecord& existing);
   void on_user(const std::shared_ptr<Attempt>& attempt, UserLookup user);
   void on_template(const std::shared_ptr<Attempt>& attempt, TemplateLookup found);
   void publish(const std::shared_ptr<Attempt>& attempt);
@@ -74,11 +83,18 @@ class NotificationIntake {
   void fail(const std::shared_ptr<Attempt>& attempt, Rejection rejection,
             messaging::http::Response error);
 
+  // Acked by the broker, answered 202, `queued` not yet recorded: see the class comment.
+  void remember_acked(const std::string& notification_id);
+  void forget_acked(const std::string& notification_id);
+  bool is_acked_unrecorded(const std::string& notification_id) const;
+
   Ledger& ledger_;
   Directory& directory_;
   messaging::amqp::MessagePublisher& publisher_;
   GatewayMetrics& metrics_;
   messaging::amqp::TopologyNames names_;
+  mutable std::mutex acked_mutex_;
+  std::unordered_set<std::string> acked_unrecorded_;
 };
 
 // The answers of the intake, also used to rebuild a replay: `data` of the contract's 202
