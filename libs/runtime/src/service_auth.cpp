@@ -5,30 +5,15 @@
 #include <utility>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "notifs/messaging/http/envelope.hpp"
+#include "notifs/runtime/digest.hpp"
 
 namespace notifs::runtime {
 
 namespace http = messaging::http;
 
 namespace {
-
-using Digest = std::array<unsigned char, 32>;
-
-// SHA-256 turns both inputs into 32 bytes, so the comparison below always touches the
-// same number of bytes whatever the inputs' lengths and contents are.
-Digest sha256(std::string_view text) {
-  Digest digest{};
-  unsigned int size = 0;
-  if (EVP_Digest(text.data(), text.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1 ||
-      size != digest.size()) {
-    // Only an OpenSSL without SHA-256 fails here; refuse rather than compare garbage.
-    throw std::runtime_error("SHA-256 is unavailable in this OpenSSL build");
-  }
-  return digest;
-}
 
 bool is_space(char c) { return c == ' ' || c == '\t'; }
 
@@ -63,6 +48,8 @@ std::optional<std::string_view> bearer_token(const http::Request& request) {
 }
 
 bool constant_time_equals(std::string_view a, std::string_view b) {
+  // SHA-256 turns both inputs into 32 bytes, so the comparison always touches the same
+  // number of bytes whatever the inputs' lengths and contents are.
   const auto left = sha256(a);
   const auto right = sha256(b);
   // CRYPTO_memcmp never stops at the first difference. Equal digests of different inputs

@@ -3,9 +3,9 @@
 #include <stdexcept>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "notifs/messaging/http/envelope.hpp"
+#include "notifs/runtime/digest.hpp"
 #include "notifs/runtime/service_auth.hpp"
 
 namespace notifs::api_gateway {
@@ -13,27 +13,6 @@ namespace notifs::api_gateway {
 namespace http = messaging::http;
 
 namespace {
-
-std::array<unsigned char, 32> sha256(std::string_view text) {
-  std::array<unsigned char, 32> digest{};
-  unsigned int size = 0;
-  if (EVP_Digest(text.data(), text.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1 ||
-      size != digest.size()) {
-    throw std::runtime_error("SHA-256 is unavailable in this OpenSSL build");
-  }
-  return digest;
-}
-
-std::string hex(const unsigned char* bytes, std::size_t count) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(count * 2);
-  for (std::size_t i = 0; i < count; ++i) {
-    out.push_back(kDigits[bytes[i] >> 4]);
-    out.push_back(kDigits[bytes[i] & 0x0f]);
-  }
-  return out;
-}
 
 constexpr std::size_t kKeyIdBytes = 16;
 
@@ -60,7 +39,7 @@ ApiKeys::ApiKeys(const std::vector<std::string>& keys) {
     if (key.empty()) {
       throw std::invalid_argument("api keys: a key is empty");
     }
-    digests_.push_back(sha256(key));
+    digests_.push_back(runtime::sha256(key));
   }
 }
 
@@ -69,7 +48,7 @@ std::optional<std::string> ApiKeys::authenticate(const http::Request& request) c
   if (!key) {
     return std::nullopt;
   }
-  const auto digest = sha256(*key);
+  const auto digest = runtime::sha256(*key);
   // Every digest is compared, also after a match: see the class comment.
   bool matched = false;
   for (const auto& known : digests_) {
@@ -78,7 +57,7 @@ std::optional<std::string> ApiKeys::authenticate(const http::Request& request) c
   if (!matched) {
     return std::nullopt;
   }
-  return hex(digest.data(), kKeyIdBytes);
+  return runtime::to_hex(std::span(digest).first(kKeyIdBytes));
 }
 
 http::Router::Guard ApiKeys::guard() const {
@@ -86,17 +65,21 @@ http::Router::Guard ApiKeys::guard() const {
     if (keys.authenticate(request)) {
       return std::nullopt;
     }
-    auto response = http::error_response(
-        401, "unauthorized",
-        "an API key is required: Authorization: Bearer <key> or X-API-Key: <key>");
-    response.headers.set("WWW-Authenticate", "Bearer");
-    return response;
+    return unauthorized();
   };
 }
 
+http::Response ApiKeys::unauthorized() {
+  auto response = http::error_response(
+      401, "unauthorized",
+      "an API key is required: Authorization: Bearer <key> or X-API-Key: <key>");
+  response.headers.set("WWW-Authenticate", "Bearer");
+  return response;
+}
+
 std::string ApiKeys::key_id(std::string_view key) {
-  const auto digest = sha256(key);
-  return hex(digest.data(), kKeyIdBytes);
+  const auto digest = runtime::sha256(key);
+  return runtime::to_hex(std::span(digest).first(kKeyIdBytes));
 }
 
 }  // namespace notifs::api_gateway

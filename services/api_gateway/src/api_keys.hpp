@@ -1,6 +1,5 @@
 #pragma once
 
-#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -8,6 +7,7 @@
 
 #include "notifs/messaging/http/message.hpp"
 #include "notifs/messaging/http/router.hpp"
+#include "notifs/runtime/digest.hpp"
 
 namespace notifs::api_gateway {
 
@@ -32,15 +32,16 @@ class ApiKeys {
   // unknown one. When both headers are present, Authorization wins: it is the standard.
   std::optional<std::string> authenticate(const messaging::http::Request& request) const;
 
-  // A Router guard answering 401 `unauthorized` (with WWW-Authenticate) to requests that
-  // authenticate() refuses. Holds a copy of the digests.
+  // A Router guard answering unauthorized() to requests that authenticate() refuses.
+  // Holds a copy of the digests.
   messaging::http::Router::Guard guard() const;
+  // 401 `unauthorized` with WWW-Authenticate: Bearer.
+  static messaging::http::Response unauthorized();
 
   static std::string key_id(std::string_view key);
 
  private:
-  using Digest = std::array<unsigned char, 32>;
-  std::vector<Digest> digests_;
+  std::vector<runtime::Sha256Digest> digests_;
 };
 
 }  // namespace notifs::api_gateway

@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include <openssl/evp.h>
+#include "notifs/runtime/digest.hpp"
 
 #include "notifs/messaging/http/envelope.hpp"
 
@@ -346,22 +346,7 @@ std::string request_fingerprint(const NotificationRequest& request) {
       {"priority", request.priority},
       {"metadata", request.metadata},
   };
-  const std::string text = canonical.dump();
-
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int size = 0;
-  if (EVP_Digest(text.data(), text.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1 ||
-      size != 32) {
-    throw std::runtime_error("request_fingerprint: SHA-256 is unavailable in this OpenSSL build");
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * size);
-  for (unsigned int i = 0; i < size; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 0x0F]);
-  }
-  return hex;
+  return runtime::to_hex(runtime::sha256(canonical.dump()));
 }
 
 }  // namespace notifs::api_gateway

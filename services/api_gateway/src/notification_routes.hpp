@@ -13,8 +13,9 @@ namespace notifs::api_gateway {
 //   POST /api/v1/notifications                    rate limit, validation, then the intake
 //   GET  /api/v1/notifications/{notification_id}  one notification (404 also for a non-UUID)
 //   GET  /api/v1/notifications?user_id=&status=&page=&limit=
-// Authentication is the router's guard (ApiKeys::guard); POST asks the keys again for the
-// key's id. Every argument must outlive the server that serves the router.
+// The GETs are authenticated by the router's guard (ApiKeys::guard); POST is open to the
+// guard and authenticates itself, since it needs the key's id. Every argument must outlive
+// the server that serves the router.
 void add_notification_routes(messaging::http::Router& router, const ApiKeys& keys,
                              RateLimiter& limiter, NotificationIntake& intake, Ledger& ledger,
                              GatewayMetrics& metrics);
