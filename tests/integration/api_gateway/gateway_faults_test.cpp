@@ -30,14 +30,6 @@ using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 using Millis = std::chrono::duration<double, std::milli>;
 
-std::string error_code(const tests::RawResponse& response) {
-  const auto body = json::parse(response.body, nullptr, false);
-  if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) {
-    return {};
-  }
-  return body["error"].value("code", std::string());
-}
-
 struct TimedResponse {
   tests::RawResponse response;
   Millis took{};

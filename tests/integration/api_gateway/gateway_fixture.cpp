@@ -135,6 +135,30 @@ json GatewayFixture::notification_body(const std::string& user_id, const std::st
           {"request_id", request_id}};
 }
 
+json GatewayFixture::accept(const json& body) {
+  const auto response = post_notification(body);
+  INFO(response.body);
+  REQUIRE(response.status == 202);
+  return response.json()["data"];
+}
+
+std::string GatewayFixture::accept_notification(const std::string& user_id,
+                                                std::string_view channel) {
+  const auto data = accept(notification_body(user_id, unique_request_id(), channel));
+  REQUIRE(data["status"] == "queued");
+  return data["notification_id"].get<std::string>();
+}
+
+std::string error_code(const tests::RawResponse& response) {
+  const auto body = json::parse(response.body, nullptr, false);
+  if (!body.is_object()) return {};
+  const auto error = body.find("error");
+  if (error == body.end() || !error->is_object()) return {};
+  const auto code = error->find("code");
+  if (code == error->end() || !code->is_string()) return {};
+  return code->get<std::string>();
+}
+
 std::string unique_request_id() { return "req-" + messaging::common::generate_uuid_v4(); }
 
 }  // namespace notifs::gateway_test

@@ -75,6 +75,11 @@ class GatewayFixture {
                              std::string_view body = {}, Headers headers = {},
                              bool authorize = true);
   tests::RawResponse get(std::string_view target) { return request("GET", target); }
+  // POSTs `body`, REQUIREs 202 and returns the answer's data.
+  json accept(const json& body);
+  // accept() of notification_body() with a new request id; REQUIREs status queued and
+  // returns the notification id.
+  std::string accept_notification(const std::string& user_id, std::string_view channel = "email");
 
   // A user in user_service with an email address, a push token and both channels on,
   // unless `extra` says otherwise (its members override the defaults). Returns its id.
@@ -101,5 +106,7 @@ class GatewayFixture {
 
 // A unique request id for one test ("req-<random>").
 std::string unique_request_id();
+// error.code of an error envelope; empty when the body is not one.
+std::string error_code(const tests::RawResponse& response);
 
 }  // namespace notifs::gateway_test

@@ -97,15 +97,6 @@ std::set<std::string> keys_of(const nlohmann::json& object) {
   return keys;
 }
 
-std::string error_code(const tests::RawResponse& response) {
-  const auto body = response.json();
-  const auto error = body.find("error");
-  if (error == body.end() || !error->is_object()) return {};
-  const auto code = error->find("code");
-  if (code == error->end() || !code->is_string()) return {};
-  return code->get<std::string>();
-}
-
 std::string unique_email() {
   return "intake-" + messaging::common::generate_uuid_v4() + "@example.com";
 }

@@ -29,21 +29,6 @@ std::string upper_case(std::string text) {
   return text;
 }
 
-json accept(GatewayFixture& gateway, const json& body) {
-  const auto response = gateway.post_notification(body);
-  INFO(response.body);
-  REQUIRE(response.status == 202);
-  return response.json()["data"];
-}
-
-std::string accept_notification(GatewayFixture& gateway, const std::string& user_id,
-                                std::string_view channel = "email") {
-  const auto data =
-      accept(gateway, GatewayFixture::notification_body(user_id, unique_request_id(), channel));
-  REQUIRE(data["status"] == "queued");
-  return data["notification_id"].get<std::string>();
-}
-
 // The whole envelope of a list request that must succeed.
 json list(GatewayFixture& gateway, const std::string& query) {
   const auto response = gateway.get("/api/v1/notifications" + query);
@@ -102,7 +87,7 @@ TEST_CASE("gateway read: GET shows every contract field of an accepted notificat
   GatewayFixture gateway;
   const auto user_id = gateway.create_user();
   const auto request_id = unique_request_id();
-  const auto accepted = accept(gateway, GatewayFixture::notification_body(user_id, request_id));
+  const auto accepted = gateway.accept(GatewayFixture::notification_body(user_id, request_id));
   const auto id = accepted["notification_id"].get<std::string>();
 
   const auto response = gateway.get("/api/v1/notifications/" + id);
@@ -135,7 +120,7 @@ TEST_CASE("gateway read: GET shows every contract field of an accepted notificat
     CHECK(data.contains(field));
   }
 
-  const auto push_id = accept_notification(gateway, user_id, "push");
+  const auto push_id = gateway.accept_notification(user_id, "push");
   const auto push = gateway.get("/api/v1/notifications/" + push_id).json()["data"];
   CHECK(push["notification_type"] == "push");
   CHECK(push["template_code"] == kPushTemplate);
@@ -147,7 +132,7 @@ TEST_CASE("gateway read: a skipped notification shows its status and reason",
   const auto user_id =
       gateway.create_user(json{{"preferences", {{"email", false}, {"push", true}}}});
   const auto accepted =
-      accept(gateway, GatewayFixture::notification_body(user_id, unique_request_id()));
+      gateway.accept(GatewayFixture::notification_body(user_id, unique_request_id()));
   REQUIRE(accepted["status"] == "skipped");
   const auto response =
       gateway.get("/api/v1/notifications/" + accepted["notification_id"].get<std::string>());
@@ -163,7 +148,7 @@ TEST_CASE("gateway read: GET answers 404 notification_not_found for unknown and 
           "[api_gateway][integration]") {
   GatewayFixture gateway;
   // One real notification, so the ledger is not simply empty.
-  accept_notification(gateway, gateway.create_user());
+  gateway.accept_notification(gateway.create_user());
 
   for (const std::string& id :
        {messaging::common::generate_uuid_v4(), std::string("not-a-uuid"), std::string("123"),
@@ -183,7 +168,7 @@ TEST_CASE("gateway read: GET answers 404 notification_not_found for unknown and 
 TEST_CASE("gateway read: GET accepts an upper-case notification id",
           "[api_gateway][integration]") {
   GatewayFixture gateway;
-  const auto id = accept_notification(gateway, gateway.create_user());
+  const auto id = gateway.accept_notification(gateway.create_user());
   const auto response = gateway.get("/api/v1/notifications/" + upper_case(id));
   INFO(response.body);
   REQUIRE(response.status == 200);
@@ -192,7 +177,7 @@ TEST_CASE("gateway read: GET accepts an upper-case notification id",
 
 TEST_CASE("gateway read: reads need an API key", "[api_gateway][integration]") {
   GatewayFixture gateway;
-  const auto id = accept_notification(gateway, gateway.create_user());
+  const auto id = gateway.accept_notification(gateway.create_user());
   for (const std::string& target : {"/api/v1/notifications/" + id,
                                    std::string("/api/v1/notifications"),
                                    std::string("/api/v1/notifications?page=1&limit=5")}) {
@@ -217,10 +202,10 @@ TEST_CASE("gateway read: the list filters by user_id, by status and by both",
   GatewayFixture gateway;
   const auto ada = gateway.create_user();
   const auto bob = gateway.create_user();
-  const auto ada_1 = accept_notification(gateway, ada);
-  const auto ada_2 = accept_notification(gateway, ada, "push");
-  const auto ada_3 = accept_notification(gateway, ada);
-  const auto bob_1 = accept_notification(gateway, bob);
+  const auto ada_1 = gateway.accept_notification(ada);
+  const auto ada_2 = gateway.accept_notification(ada, "push");
+  const auto ada_3 = gateway.accept_notification(ada);
+  const auto bob_1 = gateway.accept_notification(bob);
   mark_delivered(gateway, ada_2);
 
   {  // no filter: every notification
@@ -277,7 +262,7 @@ TEST_CASE("gateway read: the list pages newest first with the contract's meta",
   const auto user_id = gateway.create_user();
   std::set<std::string> all;
   for (int i = 0; i < 5; ++i) {
-    all.insert(accept_notification(gateway, user_id));
+    all.insert(gateway.accept_notification(user_id));
   }
   const std::string base = "?user_id=" + user_id;
 

@@ -26,17 +26,6 @@ using api_gateway::StatusEvent;
 // Generous: a status event crosses the broker, the consumer and a ledger batch.
 constexpr auto kEventTimeout = 15s;
 
-std::string accept_notification(GatewayFixture& gateway, const std::string& user_id,
-                                std::string_view channel = "email") {
-  const auto response = gateway.post_notification(
-      GatewayFixture::notification_body(user_id, unique_request_id(), channel));
-  INFO(response.body);
-  REQUIRE(response.status == 202);
-  const auto data = response.json()["data"];
-  REQUIRE(data["status"] == "queued");
-  return data["notification_id"].get<std::string>();
-}
-
 void publish_body(GatewayFixture& gateway, const std::string& body) {
   messaging::amqp::OutgoingMessage message;
   message.exchange = gateway.topology().names.status_exchange();
@@ -111,7 +100,7 @@ void wait_for_events(GatewayFixture& gateway, std::string_view result, double co
 TEST_CASE("gateway status: a delivered event shows in GET with attempts and a newer updated_at",
           "[api_gateway][integration]") {
   GatewayFixture gateway;
-  const auto id = accept_notification(gateway, gateway.create_user());
+  const auto id = gateway.accept_notification(gateway.create_user());
 
   const auto queued = fetch(gateway, id);
   CHECK(queued["status"] == "queued");
@@ -132,7 +121,7 @@ TEST_CASE("gateway status: processing, retrying and delivered apply in order and
           "duplicate events change nothing",
           "[api_gateway][integration]") {
   GatewayFixture gateway;
-  const auto id = accept_notification(gateway, gateway.create_user());
+  const auto id = gateway.accept_notification(gateway.create_user());
   const auto queued = fetch(gateway, id);
 
   publish_event(gateway, id, Status::processing, 1);
@@ -182,7 +171,7 @@ TEST_CASE("gateway status: processing, retrying and delivered apply in order and
 TEST_CASE("gateway status: a failed event with an error ends the notification failed",
           "[api_gateway][integration]") {
   GatewayFixture gateway;
-  const auto id = accept_notification(gateway, gateway.create_user(), "push");
+  const auto id = gateway.accept_notification(gateway.create_user(), "push");
 
   publish_event(gateway, id, Status::processing, 1);
   wait_for_status(gateway, id, "processing");
@@ -203,8 +192,8 @@ TEST_CASE("gateway status: a burst of out-of-order events ends at the latest sta
           "[api_gateway][integration]") {
   GatewayFixture gateway;
   const auto user_id = gateway.create_user();
-  const auto first = accept_notification(gateway, user_id);
-  const auto second = accept_notification(gateway, user_id);
+  const auto first = gateway.accept_notification(user_id);
+  const auto second = gateway.accept_notification(user_id);
 
   // Published back to back, so the consumer is likely to hand several to one ledger batch,
   // where they are folded before the UPDATE.
@@ -233,7 +222,7 @@ TEST_CASE("gateway status: a burst of out-of-order events ends at the latest sta
 TEST_CASE("gateway status: an event with an upper-case id and a zone offset applies",
           "[api_gateway][integration]") {
   GatewayFixture gateway;
-  const auto id = accept_notification(gateway, gateway.create_user());
+  const auto id = gateway.accept_notification(gateway.create_user());
   std::string upper = id;
   for (auto& c : upper) {
     if (c >= 'a' && c <= 'f') {
@@ -255,7 +244,7 @@ TEST_CASE("gateway status: an event with an upper-case id and a zone offset appl
 TEST_CASE("gateway status: undecodable events go to failed.queue and do not block the queue",
           "[api_gateway][integration]") {
   GatewayFixture gateway;
-  const auto id = accept_notification(gateway, gateway.create_user());
+  const auto id = gateway.accept_notification(gateway.create_user());
   const auto now = api_gateway::format_rfc3339_ms(std::chrono::system_clock::now());
 
   const std::vector<std::string> poison = {

@@ -16,15 +16,6 @@
 namespace notifs::gateway_test {
 namespace {
 
-std::string error_code(const tests::RawResponse& response) {
-  const auto body = response.json();
-  const auto error = body.find("error");
-  if (error == body.end() || !error->is_object()) return {};
-  const auto code = error->find("code");
-  if (code == error->end() || !code->is_string()) return {};
-  return code->get<std::string>();
-}
-
 std::vector<std::string> problem_fields(const tests::RawResponse& response) {
   std::vector<std::string> fields;
   const auto body = response.json();
