@@ -12,6 +12,10 @@
 
 namespace notifs::api_gateway {
 
+using runtime::LookupCache;
+using runtime::JoinResult;
+using runtime::SingleFlight;
+
 namespace http = messaging::http;
 using nlohmann::json;
 

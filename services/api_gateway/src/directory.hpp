@@ -9,12 +9,16 @@
 #include <string_view>
 #include <vector>
 
-#include "lookup_cache.hpp"
 #include "notifs/messaging/common/clock.hpp"
 #include "notifs/messaging/http/service_client.hpp"
-#include "single_flight.hpp"
+#include "notifs/runtime/lookup_cache.hpp"
+#include "notifs/runtime/single_flight.hpp"
 
 namespace notifs::api_gateway {
+
+using runtime::LookupCacheSettings;
+using runtime::LookupCacheStats;
+using runtime::SingleFlightSettings;
 
 // What the gateway needs of a user (user_service GET /api/v1/users/{id}, envelope data).
 struct UserSnapshot {

@@ -16,6 +16,9 @@
 
 namespace notifs::api_gateway {
 
+using contract::kMaxAttempt;
+using contract::kShouldApplySql;
+
 namespace {
 
 // The columns parse_record reads, in its order, from the relation called `alias`.

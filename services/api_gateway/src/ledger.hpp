@@ -18,7 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "notification_request.hpp"
-#include "notification_status.hpp"
+#include "notifs/contract/notification_status.hpp"
 #include "notifs/runtime/pagination.hpp"
 #include "notifs/storage/pg_pool.hpp"
 
@@ -40,6 +40,13 @@
 // Thread-safety: all members are thread-safe. The pool must outlive the ledger. The
 // destructor runs what is queued (so every callback is called exactly once) and joins.
 namespace notifs::api_gateway {
+
+// The ledger records the contract's status vocabulary as it is.
+using contract::should_apply;
+using contract::Status;
+using contract::status_from_string;
+using contract::StatusEvent;
+using contract::StoredStatus;
 
 struct LedgerSettings {
   std::size_t writers = 2;                            // threads, each on one pool lease at a time

@@ -40,8 +40,4 @@ messaging::amqp::OutgoingMessage make_notification_message(
     const Recipient& recipient, std::string locale, std::string traceparent,
     const messaging::amqp::TopologyNames& names);
 
-// "2024-05-01T12:34:56.789Z": truncated (not rounded) to the millisecond, so the text
-// never names a later instant than the one recorded.
-std::string format_rfc3339_ms(std::chrono::system_clock::time_point at);
-
 }  // namespace notifs::api_gateway

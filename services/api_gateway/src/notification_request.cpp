@@ -17,10 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-bool is_hex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 char to_lower_ascii(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
@@ -215,19 +211,6 @@ std::optional<Channel> channel_from_string(std::string_view text) {
   if (text == "email") return Channel::email;
   if (text == "push") return Channel::push;
   return std::nullopt;
-}
-
-bool is_uuid(std::string_view text) {
-  if (text.size() != 36) {
-    return false;
-  }
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const bool dash_position = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash_position ? text[i] != '-' : !is_hex(text[i])) {
-      return false;
-    }
-  }
-  return true;
 }
 
 bool is_template_code(std::string_view text) {

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "notifs/messaging/common/request_id.hpp"
 #include "notifs/messaging/http/message.hpp"
 
 // The body of `POST /api/v1/notifications` (CONTRACT.md, api_gateway), parsed and
@@ -79,7 +80,7 @@ NotificationRequest parse_notification_request(const messaging::http::Request& r
 std::string request_fingerprint(const NotificationRequest& request);
 
 // Single checks, exposed for tests and for other routes that take the same values.
-bool is_uuid(std::string_view text);
+using messaging::common::is_uuid;
 bool is_template_code(std::string_view text);
 bool is_request_id(std::string_view text);
 

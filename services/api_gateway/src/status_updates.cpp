@@ -9,6 +9,8 @@ namespace notifs::api_gateway {
 
 namespace amqp = messaging::amqp;
 using Result = GatewayMetrics::StatusEventResult;
+using contract::decode_status_event;
+using contract::StatusEventError;
 
 amqp::DeliveryHandler make_status_handler(Ledger& ledger, GatewayMetrics& metrics) {
   return [&ledger, &metrics](amqp::Delivery delivery, amqp::Completion done) {

@@ -52,7 +52,7 @@ api_gateway::GatewaySettings gateway_settings(const GatewayOptions& options,
   settings.user_service = upstream("user_service", users_port);
   settings.template_service = upstream("template_service", templates_port);
 
-  api_gateway::LookupCacheSettings cache;
+  runtime::LookupCacheSettings cache;
   cache.ttl = options.cache_ttl;
   cache.stale_ttl = options.cache_stale_ttl;
   settings.directory.users = cache;

@@ -10,7 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include "integration/api_gateway/gateway_fixture.hpp"
-#include "notification_status.hpp"
+#include "notifs/contract/notification_status.hpp"
 #include "notifs/messaging/common/request_id.hpp"
 
 namespace notifs::gateway_test {
@@ -70,8 +70,8 @@ void mark_delivered(GatewayFixture& gateway, const std::string& id) {
   messaging::amqp::OutgoingMessage message;
   message.exchange = gateway.topology().names.status_exchange();
   message.routing_key = std::string(messaging::amqp::TopologyNames::kStatusRoutingKey);
-  message.body = api_gateway::encode_status_event(api_gateway::StatusEvent{
-      id, api_gateway::Status::delivered, 1, "", std::chrono::system_clock::now()});
+  message.body = contract::encode_status_event(contract::StatusEvent{
+      id, contract::Status::delivered, 1, "", std::chrono::system_clock::now()});
   gateway.probe().publish(message);
   const bool shown = amqp_test::wait_until(
       [&] {

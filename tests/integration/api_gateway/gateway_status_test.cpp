@@ -12,16 +12,16 @@
 #include <catch2/catch.hpp>
 
 #include "integration/api_gateway/gateway_fixture.hpp"
-#include "notification_message.hpp"
-#include "notification_status.hpp"
+#include "notifs/contract/notification_status.hpp"
+#include "notifs/contract/timestamp.hpp"
 #include "notifs/messaging/common/request_id.hpp"
 
 namespace notifs::gateway_test {
 namespace {
 
 using namespace std::chrono_literals;
-using api_gateway::Status;
-using api_gateway::StatusEvent;
+using contract::Status;
+using contract::StatusEvent;
 
 // Generous: a status event crosses the broker, the consumer and a ledger batch.
 constexpr auto kEventTimeout = 15s;
@@ -36,7 +36,7 @@ void publish_body(GatewayFixture& gateway, const std::string& body) {
 
 void publish_event(GatewayFixture& gateway, const std::string& id, Status status,
                    std::uint32_t attempt, std::string error = {}) {
-  publish_body(gateway, api_gateway::encode_status_event(StatusEvent{
+  publish_body(gateway, contract::encode_status_event(StatusEvent{
                             id, status, attempt, std::move(error), std::chrono::system_clock::now()}));
 }
 
@@ -245,7 +245,7 @@ TEST_CASE("gateway status: undecodable events go to failed.queue and do not bloc
           "[api_gateway][integration]") {
   GatewayFixture gateway;
   const auto id = gateway.accept_notification(gateway.create_user());
-  const auto now = api_gateway::format_rfc3339_ms(std::chrono::system_clock::now());
+  const auto now = contract::format_rfc3339_ms(std::chrono::system_clock::now());
 
   const std::vector<std::string> poison = {
       "this is not JSON {",

@@ -11,6 +11,7 @@
 #include <variant>
 
 #include "notification_request.hpp"
+#include "notifs/contract/timestamp.hpp"
 #include "notifs/messaging/amqp/message.hpp"
 #include "notifs/messaging/amqp/topology.hpp"
 #include "notifs/messaging/http/message.hpp"
@@ -191,14 +192,14 @@ TEST_CASE("api_gateway message: priority boundaries reach the message property",
 
 TEST_CASE("api_gateway message: created_at is RFC 3339 UTC with milliseconds, truncated",
           "[api_gateway][message]") {
-  CHECK(gw::format_rfc3339_ms(created_at()) == "2024-05-01T12:34:56.789Z");
-  CHECK(gw::format_rfc3339_ms(system_clock::time_point{}) == "1970-01-01T00:00:00.000Z");
-  CHECK(gw::format_rfc3339_ms(sys_days{year{1999} / 12 / 31} + hours{23} + minutes{59} +
+  CHECK(notifs::contract::format_rfc3339_ms(created_at()) == "2024-05-01T12:34:56.789Z");
+  CHECK(notifs::contract::format_rfc3339_ms(system_clock::time_point{}) == "1970-01-01T00:00:00.000Z");
+  CHECK(notifs::contract::format_rfc3339_ms(sys_days{year{1999} / 12 / 31} + hours{23} + minutes{59} +
                               seconds{59} + milliseconds{999} + microseconds{999}) ==
         "1999-12-31T23:59:59.999Z");
-  CHECK(gw::format_rfc3339_ms(sys_days{year{2024} / 2 / 29} + milliseconds{7}) ==
+  CHECK(notifs::contract::format_rfc3339_ms(sys_days{year{2024} / 2 / 29} + milliseconds{7}) ==
         "2024-02-29T00:00:00.007Z");
   // Before the epoch the milliseconds still count up from the whole second.
-  CHECK(gw::format_rfc3339_ms(system_clock::time_point{} - milliseconds{1}) ==
+  CHECK(notifs::contract::format_rfc3339_ms(system_clock::time_point{} - milliseconds{1}) ==
         "1969-12-31T23:59:59.999Z");
 }

@@ -1,15 +1,16 @@
-#include "notification_status.hpp"
+#include "notifs/contract/notification_status.hpp"
 
 #include <array>
 #include <cstddef>
 #include <limits>
 #include <utility>
 
-#include "notification_message.hpp"
-#include "notification_request.hpp"
+#include "notifs/contract/timestamp.hpp"
+#include "notifs/messaging/common/request_id.hpp"
 
-namespace notifs::api_gateway {
+namespace notifs::contract {
 
+using messaging::common::is_uuid;
 using nlohmann::json;
 
 namespace {
@@ -362,4 +363,4 @@ bool should_apply(const StoredStatus& current, const StatusEvent& event) {
   return rank(event.status) > rank(current.status);
 }
 
-}  // namespace notifs::api_gateway
+}  // namespace notifs::contract

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-namespace notifs::api_gateway {
+namespace notifs::runtime {
 
 struct SingleFlightSettings {
   std::size_t max_waiters_per_key = 10'000;  // callers one fetch may serve, its starter included
@@ -171,4 +171,4 @@ class SingleFlight {
   std::unordered_map<Key, std::vector<Waiter>, Hash, KeyEqual> flights_;
 };
 
-}  // namespace notifs::api_gateway
+}  // namespace notifs::runtime

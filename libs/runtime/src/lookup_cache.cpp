@@ -1,4 +1,4 @@
-#include "lookup_cache.hpp"
+#include "notifs/runtime/lookup_cache.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace notifs::api_gateway::detail {
+namespace notifs::runtime::detail {
 
 LookupCacheLayout plan_lookup_cache(const LookupCacheSettings& settings) {
   using std::chrono::milliseconds;
@@ -47,4 +47,4 @@ std::size_t lookup_cache_shard_of(std::string_view key, std::size_t shards) {
   return static_cast<std::size_t>(h % shards);
 }
 
-}  // namespace notifs::api_gateway::detail
+}  // namespace notifs::runtime::detail

@@ -1,7 +1,7 @@
 // The gateway's lookup cache: fresh within ttl, stale (usable only if the upstream
 // fails) until ttl + stale_ttl, gone after; negative entries for negative_ttl; LRU bound;
 // counters; and many threads at once. Time moves only on a FakeClock.
-#include "lookup_cache.hpp"
+#include "notifs/runtime/lookup_cache.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -16,7 +16,7 @@
 
 #include "fakes/fake_clock.hpp"
 
-namespace gw = notifs::api_gateway;
+namespace gw = notifs::runtime;
 using notifs::fakes::FakeClock;
 using namespace std::chrono_literals;
 

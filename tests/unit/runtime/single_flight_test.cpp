@@ -1,7 +1,7 @@
 // Coalescing of concurrent fetches of one key: one leader fetches, every waiter is served
 // exactly once with its result, a completed round leaves nothing behind, and the per-key
 // bound refuses rather than queues.
-#include "single_flight.hpp"
+#include "notifs/runtime/single_flight.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -14,7 +14,7 @@
 
 #include <catch2/catch.hpp>
 
-namespace gw = notifs::api_gateway;
+namespace gw = notifs::runtime;
 using gw::JoinResult;
 
 namespace {

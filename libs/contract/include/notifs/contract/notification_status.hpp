@@ -13,7 +13,7 @@
 // it on notifications.status (CONTRACT.md): the status names, the `status.queue` message
 // body, and the rule that keeps a notification from moving backwards when events arrive
 // out of order or twice (at-least-once delivery). Pure functions, no I/O, thread-safe.
-namespace notifs::api_gateway {
+namespace notifs::contract {
 
 enum class Status { queued, processing, retrying, delivered, failed, skipped };
 
@@ -120,4 +120,4 @@ inline constexpr std::string_view kShouldApplySql =
     "(attempts, CASE status WHEN 'queued' THEN 0 WHEN 'processing' THEN 1 "
     "WHEN 'retrying' THEN 2 END))))";
 
-}  // namespace notifs::api_gateway
+}  // namespace notifs::contract

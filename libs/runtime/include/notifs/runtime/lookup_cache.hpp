@@ -15,7 +15,7 @@
 
 #include "notifs/messaging/common/clock.hpp"
 
-namespace notifs::api_gateway {
+namespace notifs::runtime {
 
 struct LookupCacheSettings {
   std::chrono::milliseconds ttl{30'000};          // an entry is fresh this long after put()
@@ -260,4 +260,4 @@ class LookupCache {
   std::atomic<std::uint64_t> evictions_{0};
 };
 
-}  // namespace notifs::api_gateway
+}  // namespace notifs::runtime

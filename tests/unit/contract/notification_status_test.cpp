@@ -1,6 +1,6 @@
 // The status model: names, the notifications.status body, and the rule that keeps late and
 // duplicate status events from moving a notification backwards.
-#include "notification_status.hpp"
+#include "notifs/contract/notification_status.hpp"
 
 #include <algorithm>
 #include <array>
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace gw = notifs::api_gateway;
+namespace gw = notifs::contract;
 using gw::Status;
 using nlohmann::json;
 using namespace std::chrono;
