@@ -1,3 +1,4 @@
+#include <chrono>
 #include <set>
 #include <string>
 
@@ -32,6 +33,29 @@ TEST_CASE("generate_uuid_v4 without a Random yields distinct canonical v4 ids", 
     seen.insert(id);
   }
   CHECK(seen.size() == 200);
+}
+
+TEST_CASE("generate_uuid_v7 puts Unix milliseconds first, then version 7 and random bits",
+          "[common][uuid]") {
+  // 2024-05-01T12:34:56.789Z = 1714566896789 ms = 0x018f_3426_9c95.
+  const auto at = std::chrono::system_clock::time_point(std::chrono::milliseconds(1714566896789));
+  FakeRandom scripted{0xfedcba9876543210ULL, 0x0000000000001234ULL};
+  // The first draw fills bytes 8-15, the second the 16 bits after the timestamp.
+  CHECK(common::generate_uuid_v7(scripted, at) == "018f3426-9c95-7234-bedc-ba9876543210");
+}
+
+TEST_CASE("generate_uuid_v7 ids sort by the time they were made", "[common][uuid]") {
+  FakeRandom scripted{0xffffffffffffffffULL, 0xffffffffffffffffULL, 0, 0};
+  const auto t0 = std::chrono::system_clock::time_point(std::chrono::milliseconds(1714566896789));
+  const auto earlier = common::generate_uuid_v7(scripted, t0);  // all random bits set
+  const auto later = common::generate_uuid_v7(scripted, t0 + std::chrono::milliseconds(1));
+  CHECK(earlier < later);
+  for (int i = 0; i < 100; ++i) {
+    const auto id = common::generate_uuid_v7();
+    REQUIRE(common::is_uuid(id));
+    CHECK(id[14] == '7');
+    CHECK(std::string("89ab").find(id[19]) != std::string::npos);
+  }
 }
 
 TEST_CASE("is_uuid accepts canonical UUIDs of any version and case", "[common][uuid]") {

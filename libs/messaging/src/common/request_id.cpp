@@ -1,6 +1,7 @@
 #include "notifs/messaging/common/request_id.hpp"
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 
 #include "notifs/messaging/common/random.hpp"
@@ -20,18 +21,12 @@ bool is_dash_position(std::size_t i) { return i == 8 || i == 13 || i == 18 || i 
 
 }  // namespace
 
-std::string generate_uuid_v4(Random& random) {
-  std::array<std::uint8_t, 16> bytes{};
-  for (std::size_t half = 0; half < 2; ++half) {
-    std::uint64_t bits = random.next_u64();
-    for (std::size_t i = 0; i < 8; ++i) {
-      bytes[half * 8 + i] = static_cast<std::uint8_t>(bits >> (56 - 8 * i));
-    }
-  }
-  // RFC 4122 section 4.4: version 4 in the high nibble of byte 6, variant 10xx in byte 8.
-  bytes[6] = static_cast<std::uint8_t>((bytes[6] & 0x0F) | 0x40);
-  bytes[8] = static_cast<std::uint8_t>((bytes[8] & 0x3F) | 0x80);
+namespace {
 
+std::string format_uuid(std::array<std::uint8_t, 16> bytes, std::uint8_t version) {
+  // RFC 9562: the version in the high nibble of byte 6, variant 10xx in byte 8.
+  bytes[6] = static_cast<std::uint8_t>((bytes[6] & 0x0F) | (version << 4));
+  bytes[8] = static_cast<std::uint8_t>((bytes[8] & 0x3F) | 0x80);
   std::string out;
   out.reserve(kUuidLength);
   for (std::size_t i = 0; i < bytes.size(); ++i) {
@@ -42,6 +37,37 @@ std::string generate_uuid_v4(Random& random) {
     out.push_back(kHexDigits[bytes[i] & 0x0F]);
   }
   return out;
+}
+
+void put_big_endian(std::array<std::uint8_t, 16>& bytes, std::size_t at, std::uint64_t bits) {
+  for (std::size_t i = 0; i < 8; ++i) {
+    bytes[at + i] = static_cast<std::uint8_t>(bits >> (56 - 8 * i));
+  }
+}
+
+}  // namespace
+
+std::string generate_uuid_v4(Random& random) {
+  std::array<std::uint8_t, 16> bytes{};
+  put_big_endian(bytes, 0, random.next_u64());
+  put_big_endian(bytes, 8, random.next_u64());
+  return format_uuid(bytes, 4);
+}
+
+std::string generate_uuid_v7(Random& random, std::chrono::system_clock::time_point now) {
+  std::array<std::uint8_t, 16> bytes{};
+  put_big_endian(bytes, 8, random.next_u64());
+  // Bytes 0-5: Unix milliseconds, big-endian (so ids sort by creation time); 6-7: random
+  // (their top nibble becomes the version).
+  const auto ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
+  put_big_endian(bytes, 0, (ms << 16) | (random.next_u64() & 0xFFFF));
+  return format_uuid(bytes, 7);
+}
+
+std::string generate_uuid_v7() {
+  static DefaultRandom random;
+  return generate_uuid_v7(random, std::chrono::system_clock::now());
 }
 
 std::string generate_uuid_v4() {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,12 @@ class Random;
 // arrive without one, and the id of new resources.
 std::string generate_uuid_v4(Random& random);
 std::string generate_uuid_v4();
+
+// A new time-ordered UUID v7 (RFC 9562): Unix milliseconds, then random bits. Ids made
+// later sort later, so a B-tree index on them grows at its right edge instead of touching
+// a random page per insert (fewer pages dirtied, far fewer full-page images in the WAL).
+std::string generate_uuid_v7(Random& random, std::chrono::system_clock::time_point now);
+std::string generate_uuid_v7();
 
 // True for a canonical UUID (any version, either case).
 bool is_uuid(std::string_view text);
