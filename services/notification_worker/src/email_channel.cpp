@@ -26,8 +26,12 @@ EmailChannel::EmailChannel(EmailChannelSettings settings, const messaging::commo
 }
 
 // The senders finish (or fail) their transfers and join in their destructors; the chain
-// must still be alive while their callbacks run, so they go first.
-EmailChannel::~EmailChannel() { senders_.clear(); }
+// must still be alive while their callbacks run, so they go first, and a late fault must
+// not fail over into a sender already destroyed.
+EmailChannel::~EmailChannel() {
+  chain_->stop_failover();
+  senders_.clear();
+}
 
 void EmailChannel::send(const contract::NotificationJob& job, const RenderedTemplate& content,
                         Callback callback) {

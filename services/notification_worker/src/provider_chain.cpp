@@ -36,13 +36,21 @@ FailoverCore::FailoverCore(std::vector<std::string> names,
 
 FailoverCore::~FailoverCore() = default;
 
-std::optional<std::size_t> FailoverCore::acquire() {
+std::optional<std::size_t> FailoverCore::acquire(const std::vector<bool>& skip) {
   // try_acquire() is what moves an open breaker whose wait has passed to half-open, so
-  // asking the preferred providers first on every call is what brings traffic back.
+  // asking the preferred providers first on every call is what brings traffic back. A
+  // skipped provider is not asked at all: a permit it granted would never be recorded.
   for (std::size_t index = 0; index < providers_.size(); ++index) {
+    if (index < skip.size() && skip[index]) continue;
     if (providers_[index]->breaker.try_acquire()) return index;
   }
   return std::nullopt;
+}
+
+void FailoverCore::log_failover(std::size_t from, const std::string& reason) const {
+  // Debug: while a provider refuses, every message would log this until its breaker opens.
+  messaging::common::logger("worker")->debug("provider not reached, trying the next provider={} err={}",
+                                             providers_.at(from)->name, reason);
 }
 
 void FailoverCore::record(std::size_t index, bool provider_fault,

@@ -28,8 +28,11 @@ PushChannel::PushChannel(PushChannelSettings settings, PushTokenRegistry* tokens
 }
 
 // Senders first: their clients finish or fail in-flight calls, whose callbacks reach the
-// chain.
-PushChannel::~PushChannel() { senders_.clear(); }
+// chain, which must not fail them over into a sender already destroyed.
+PushChannel::~PushChannel() {
+  chain_->stop_failover();
+  senders_.clear();
+}
 
 void PushChannel::send(const contract::NotificationJob& job, const RenderedTemplate& content,
                        Callback callback) {

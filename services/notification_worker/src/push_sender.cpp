@@ -189,7 +189,15 @@ TokenOutcome classify_push_response(const http::ClientResult& result) {
     const bool ours = result.error == http::ClientErrc::shutting_down;
     std::string detail = "push provider unreachable: " + result.error.message();
     if (!result.detail.empty()) detail += ": " + result.detail;
-    return {SendResult::transient_failure(one_line(std::move(detail)), !ours), false};
+    auto outcome = SendResult::transient_failure(one_line(std::move(detail)), !ours);
+    // Nothing left this process when the client's breaker refused the call, nor when its
+    // only attempt failed to connect (refused, DNS, TLS handshake). After several attempts
+    // the last one's connect failure says nothing about the earlier ones: one of them may
+    // have timed out after the provider took the request.
+    outcome.nothing_sent = result.error == http::ClientErrc::circuit_open ||
+                           (result.error == http::ClientErrc::connect_failed &&
+                            result.response.attempts <= 1);
+    return {std::move(outcome), false};
   }
   const auto status = result.response.status;
   if (status >= 200 && status < 300) {

@@ -98,7 +98,10 @@ struct Transfer {
   Job job;
   Slist recipients;
   std::size_t offset = 0;
-  bool body_sent = false;     // the read callback reached the end: a failure now is the final reply
+  // Every byte of the message has been handed to libcurl. Until then the end-of-data marker
+  // cannot have gone out, so no server can have accepted the message: a failure before
+  // this is safe to send elsewhere at once (SendResult::nothing_sent).
+  bool body_sent = false;
   std::string last_reply;     // the server's latest reply line, e.g. "250 2.0.0 Ok: queued"
   std::string failure_reply;  // its first 4xx/5xx reply: what the QUIT after it must not hide
   char error[CURL_ERROR_SIZE] = {};
@@ -110,7 +113,9 @@ std::size_t read_body(char* buffer, std::size_t size, std::size_t count, void* u
   const std::size_t n = std::min(size * count, bytes.size() - transfer.offset);
   std::memcpy(buffer, bytes.data() + transfer.offset, n);
   transfer.offset += n;
-  if (n == 0) {
+  // Set as the last bytes are handed over, not when the callback is next asked for more:
+  // with the size known up front libcurl may not ask again before sending the marker.
+  if (transfer.offset == bytes.size()) {
     transfer.body_sent = true;
   }
   return n;
@@ -157,7 +162,15 @@ std::string_view failed_command(const Transfer& transfer) {
   return {};
 }
 
-SendResult classify(CURLcode code, long reply, const Transfer& transfer) {
+// A send that never reached the provider for a reason of ours (queue full, stopping, a bad
+// envelope): no breaker failure, and nothing went out.
+SendResult not_started(std::string detail) {
+  auto result = SendResult::transient_failure(std::move(detail), false);
+  result.nothing_sent = true;
+  return result;
+}
+
+SendResult classify_transfer(CURLcode code, long reply, const Transfer& transfer) {
   const std::string& reply_line =
       transfer.failure_reply.empty() ? transfer.last_reply : transfer.failure_reply;
   const std::string reply_text = reply_line.empty() ? std::to_string(reply) : reply_line;
@@ -190,6 +203,18 @@ SendResult classify(CURLcode code, long reply, const Transfer& transfer) {
     return SendResult::transient_failure(detail, true);
   }
   return SendResult::permanent_failure(detail);
+}
+
+SendResult classify(CURLcode code, long reply, const Transfer& transfer) {
+  auto result = classify_transfer(code, reply, transfer);
+  // Connection refused, DNS, TLS, a refused greeting, EHLO, AUTH, MAIL, RCPT or DATA, a
+  // connection lost or a timeout before the whole message went out: all of them before the
+  // end-of-data marker, so the server took nothing. After it, a lost connection or a
+  // timeout may hide a message the server accepted.
+  if (result.outcome != SendOutcome::delivered && !transfer.body_sent) {
+    result.nothing_sent = true;
+  }
+  return result;
 }
 
 void notify_done(const SmtpSender::Callback& done, SendResult result) {
@@ -254,7 +279,7 @@ class SmtpSender::Impl {
       }
     }
     if (refusal != nullptr) {
-      notify_done(done, SendResult::transient_failure(refusal, false));
+      notify_done(done, not_started(refusal));
       return;
     }
     curl_multi_wakeup(multi_.get());
@@ -301,7 +326,7 @@ class SmtpSender::Impl {
       waiting_ -= pending.size();
     }
     for (auto& job : pending) {
-      notify_done(job.done, SendResult::transient_failure("smtp sender stopped", false));
+      notify_done(job.done, not_started("smtp sender stopped"));
     }
     pending.clear();
   }
@@ -319,14 +344,13 @@ class SmtpSender::Impl {
         --waiting_;
       }
       if (const auto error = prepare(*transfer); !error.empty()) {
-        notify_done(transfer->job.done, SendResult::transient_failure(error, false));
+        notify_done(transfer->job.done, not_started(error));
         release(std::move(transfer));
         continue;
       }
       if (const auto rc = curl_multi_add_handle(multi_.get(), transfer->easy.get()); rc != CURLM_OK) {
         notify_done(transfer->job.done,
-               SendResult::transient_failure(
-                   std::string("curl_multi_add_handle failed: ") + curl_multi_strerror(rc), false));
+                    not_started(std::string("curl_multi_add_handle failed: ") + curl_multi_strerror(rc)));
         release(std::move(transfer));
         continue;
       }

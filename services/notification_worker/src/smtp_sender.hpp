@@ -61,6 +61,9 @@ struct SmtpEnvelope {
 //   connect refused, DNS, TLS, timeout,
 //   connection lost                       -> transient, provider_fault
 //   sender stopping or queue full         -> transient, not a provider fault
+// Any failure before libcurl has been handed the whole message also sets nothing_sent:
+// without the final "." no server can have accepted it, so the provider chain may try the
+// next provider at once. A connection lost after the final "." may have delivered.
 class SmtpSender {
  public:
   using Callback = std::function<void(SendResult)>;

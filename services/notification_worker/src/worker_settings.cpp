@@ -55,6 +55,11 @@ void read_email(runtime::ConfigReader& config, WorkerSettings& settings) {
   smtp.transfer_timeout = config.milliseconds("SMTP_TIMEOUT_MS", milliseconds(30000),
                                               milliseconds(100), milliseconds(600000));
   smtp.connect_timeout = std::min(smtp.connect_timeout, smtp.transfer_timeout);
+  // The chain times a send from the moment the sender takes it, so the wait for one of the
+  // SMTP_MAX_CONNECTIONS connections counts too: with the breaker's default 2 s, a full
+  // queue made a healthy server's successes "slow" and opened its breaker. A server too
+  // slow to answer is caught by SMTP_TIMEOUT_MS instead, which is a provider fault.
+  settings.email.breaker.slow_call_threshold = smtp.transfer_timeout;
   smtp.require_tls = config.boolean("SMTP_REQUIRE_TLS", false);
   smtp.verify_tls = config.boolean("SMTP_VERIFY_TLS", true);
   smtp.ca_file = config.text("SMTP_CA_FILE", "");
@@ -82,6 +87,12 @@ void read_push(runtime::ConfigReader& config, WorkerSettings& settings,
     provider.token = token;
     provider.client = client;
     provider.client.name = provider.name;
+    // With a provider behind this one, a refused connection should move the message there
+    // at once; the client's own retries would hide the refusal (only a single attempt that
+    // never connected is known to have sent nothing) until its breaker opened.
+    if (urls.size() > 1) {
+      provider.client.max_attempts = 1;
+    }
     settings.push.providers.push_back(std::move(provider));
   }
 }

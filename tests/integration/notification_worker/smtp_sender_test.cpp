@@ -13,6 +13,8 @@
 
 #include "email_message.hpp"
 #include "integration/notification_worker/smtp_sink.hpp"
+#include "integration/notification_worker/tcp_gate.hpp"
+#include "provider_chain.hpp"
 #include "send_result.hpp"
 #include "smtp_sender.hpp"
 
@@ -20,6 +22,7 @@ using namespace std::chrono_literals;
 using notifs::test_support::free_loopback_port;
 using notifs::test_support::SilentServer;
 using notifs::test_support::SmtpSink;
+using notifs::test_support::TcpGate;
 using notifs::worker::SendOutcome;
 using notifs::worker::SendResult;
 using notifs::worker::SmtpEnvelope;
@@ -288,4 +291,123 @@ TEST_CASE("worker smtp refuses URLs that are not SMTP") {
   CHECK_THROWS_AS(SmtpSender(settings_for("not a url")), std::invalid_argument);
   SmtpSender sender(settings_for("smtps://user:secret@mail.example.com"));
   CHECK(sender.name() == "smtps://mail.example.com:465");
+}
+
+TEST_CASE("worker smtp says nothing was sent only while the server cannot have taken the message") {
+  // Refused before anything was said, or refused at MAIL FROM: safe to send elsewhere.
+  const auto refused = send_one("smtp://127.0.0.1:" + std::to_string(free_loopback_port()),
+                                simple_envelope("refused"));
+  CHECK(refused.provider_fault);
+  CHECK(refused.nothing_sent);
+  {
+    SmtpSink closing({"-Q", "MAIL"});
+    const auto result = send_one(closing.url(), simple_envelope("closing"));
+    CHECK(result.provider_fault);
+    CHECK(result.nothing_sent);
+  }
+  {
+    SilentServer silent;  // never greets: the transaction never started
+    const auto result = send_one("smtp://127.0.0.1:" + std::to_string(silent.port()),
+                                 simple_envelope("silent"), 300ms);
+    CHECK(result.provider_fault);
+    CHECK(result.nothing_sent);
+  }
+  {
+    // Cut after the final dot, without a reply: the server may have queued it.
+    SmtpSink cut({"-q", "."});
+    const auto result = send_one(cut.url(), simple_envelope("cut"));
+    INFO("detail: " << result.detail);
+    CHECK(result.outcome == SendOutcome::transient);
+    CHECK(result.provider_fault);
+    CHECK_FALSE(result.nothing_sent);
+  }
+  {
+    SmtpSink sink;
+    const auto result = send_one(sink.url(), simple_envelope("fine"));
+    CHECK(result.outcome == SendOutcome::delivered);
+    CHECK_FALSE(result.nothing_sent);
+  }
+}
+
+TEST_CASE("worker smtp fails over to the second server while the first refuses connections, and back") {
+  using Chain = notifs::worker::ProviderChain<SmtpEnvelope>;
+  using notifs::messaging::resilience::BreakerState;
+  SmtpSink first_sink;
+  SmtpSink second_sink;
+  TcpGate first_port(first_sink.port());  // refuses until opened: the first server is down
+  SmtpSender first(settings_for("smtp://127.0.0.1:" + std::to_string(first_port.port())));
+  SmtpSender second(settings_for(second_sink.url()));
+
+  notifs::messaging::resilience::CircuitBreakerSettings breaker;
+  breaker.window_size = 4;
+  breaker.minimum_calls = 2;
+  breaker.failure_rate_threshold = 0.5;
+  breaker.slow_call_threshold = 10s;
+  breaker.open_duration = 300ms;
+  breaker.half_open_probes = 1;
+  const auto via = [](SmtpSender& sender) {
+    return [&sender](const SmtpEnvelope& envelope, Chain::Callback callback) {
+      sender.send(envelope, std::move(callback));
+    };
+  };
+  Chain chain({{"first", via(first)}, {"second", via(second)}}, breaker);
+
+  // Every message reaches the second server, the ones that tried the first included.
+  constexpr std::size_t kMessages = 30;
+  Results results;
+  for (std::size_t i = 0; i < kMessages; ++i) {
+    chain.send(simple_envelope("down-" + std::to_string(i) + "-end"), results.callback());
+  }
+  const auto got = results.wait_for(kMessages, 60s);
+  REQUIRE(got.size() == kMessages);
+  for (const auto& result : got) {
+    INFO("detail: " << result.detail);
+    CHECK(result.outcome == SendOutcome::delivered);
+  }
+  const auto on_second = second_sink.messages(kMessages);
+  CHECK(on_second.size() == kMessages);
+  std::vector<bool> seen(kMessages, false);
+  for (const auto& dump : on_second) {
+    const auto at = dump.find("Subject: down-");
+    REQUIRE(at != std::string::npos);
+    const auto index = std::stoul(dump.substr(at + 14));
+    REQUIRE(index < kMessages);
+    CHECK_FALSE(seen[index]);  // and none twice
+    seen[index] = true;
+  }
+  CHECK(first_sink.message_count() == 0);
+  CHECK(first_port.connections() == 0);
+  CHECK(chain.statuses()[0].state != BreakerState::closed);
+
+  // The first server is back: once its breaker's open time has passed, a message probes it
+  // and the traffic returns. One message at a time, so the first connection the gate
+  // accepts is the probe's.
+  first_port.open();
+  std::size_t probes = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (first_port.connections() == 0 && std::chrono::steady_clock::now() < deadline) {
+    Results one;
+    chain.send(simple_envelope("probe-" + std::to_string(probes++)), one.callback());
+    const auto probe = one.wait_for(1, 20s);
+    REQUIRE(probe.size() == 1);
+    CHECK(probe.front().outcome == SendOutcome::delivered);
+    if (first_port.connections() == 0) std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(first_port.connections() > 0);
+  CHECK(first_sink.messages(1).size() == 1);
+  CHECK(chain.statuses()[0].state == BreakerState::closed);
+
+  Results back;
+  for (std::size_t i = 0; i < 10; ++i) {
+    chain.send(simple_envelope("back-" + std::to_string(i)), back.callback());
+  }
+  const auto after = back.wait_for(10, 30s);
+  REQUIRE(after.size() == 10);
+  for (const auto& result : after) {
+    CHECK(result.outcome == SendOutcome::delivered);
+  }
+  // Every message is on exactly one server: the probe and the last ten on the first, the
+  // rest on the second.
+  CHECK(first_sink.messages(11).size() == 11);
+  CHECK(second_sink.messages(kMessages + probes - 1).size() == kMessages + probes - 1);
 }

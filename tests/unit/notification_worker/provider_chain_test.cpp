@@ -2,6 +2,7 @@
 // job as breakers open, probe and close. No network, no sleeping.
 
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -27,6 +28,7 @@ using notifs::worker::PushMessage;
 using notifs::worker::SendOutcome;
 using notifs::worker::SendResult;
 using notifs::worker::TokenOutcome;
+namespace http = notifs::messaging::http;
 
 namespace {
 
@@ -73,6 +75,9 @@ CircuitBreakerSettings breaker_settings() {
 }
 
 SendResult fault() { return SendResult::transient_failure("connect refused", true); }
+SendResult unreached(const std::string& detail = "connection refused") {
+  return SendResult::never_sent(detail);
+}
 
 // Sends one job and returns what the callback got (the fakes answer synchronously).
 std::optional<SendResult> send(Chain& chain, const std::string& job) {
@@ -357,4 +362,174 @@ TEST_CASE("worker provider chain carries push token outcomes") {
   CHECK(outcomes[2].unregistered);
   CHECK(outcomes[2].result.outcome == SendOutcome::permanent);
   CHECK(chain.statuses()[1].state == BreakerState::closed);
+}
+
+TEST_CASE("worker provider chain sends a job the first provider never received to the next one at once") {
+  TwoProviders t;
+  t.first.script = {unreached(), unreached()};
+  for (const char* job : {"a", "b"}) {
+    const auto result = send(t.chain, job);
+    REQUIRE(result);
+    CHECK(result->outcome == SendOutcome::delivered);
+  }
+  CHECK(t.first.jobs == std::vector<std::string>{"a", "b"});
+  CHECK(t.second.jobs == std::vector<std::string>{"a", "b"});
+  // The first's failures were recorded: its breaker is open and the next job goes straight
+  // to the second.
+  CHECK(t.chain.statuses()[0].state == BreakerState::open);
+  send(t.chain, "c");
+  CHECK(t.first.jobs.size() == 2);
+  CHECK(t.second.jobs.back() == "c");
+  CHECK(t.chain.statuses()[1].state == BreakerState::closed);
+}
+
+TEST_CASE("worker provider chain tries each provider at most once per send and answers the last result") {
+  TwoProviders t;
+  t.first.script = {unreached("first refused")};
+  t.second.script = {unreached("second refused")};
+  const auto result = send(t.chain, "nowhere");
+  REQUIRE(result);
+  CHECK(result->outcome == SendOutcome::transient);
+  CHECK(result->provider_fault);
+  CHECK(result->nothing_sent);
+  CHECK(result->detail == "second refused");
+  CHECK(t.first.jobs.size() == 1);
+  CHECK(t.second.jobs.size() == 1);
+}
+
+TEST_CASE("worker provider chain never fails over a fault that may have been sent") {
+  TwoProviders t;
+  // A timeout after the message went out, a 5xx after DATA: the provider may have it.
+  t.first.script = {SendResult::transient_failure("timed out after the message", true)};
+  const auto result = send(t.chain, "maybe-sent");
+  REQUIRE(result);
+  CHECK(result->detail == "timed out after the message");
+  CHECK(t.second.jobs.empty());
+  // nothing_sent without a provider fault (a 450 on RCPT TO, a full queue of ours) says
+  // nothing against the provider: answered as it is too.
+  auto busy = SendResult::transient_failure("450 mailbox busy", false);
+  busy.nothing_sent = true;
+  t.first.script = {busy};
+  const auto busy_result = send(t.chain, "busy");
+  REQUIRE(busy_result);
+  CHECK(busy_result->detail == "450 mailbox busy");
+  CHECK(t.second.jobs.empty());
+}
+
+TEST_CASE("worker provider chain skips providers whose breaker refuses when failing over") {
+  FakeClock clock;
+  FakeProvider a;
+  FakeProvider b;
+  FakeProvider c;
+  Chain chain({{"a", a.function()}, {"b", b.function()}, {"c", c.function()}}, breaker_settings(),
+              clock);
+  a.script = {fault(), fault()};
+  send(chain, "open-a-1");
+  send(chain, "open-a-2");
+  clock.advance(5s);
+  b.script = {fault(), fault()};
+  send(chain, "open-b-1");
+  send(chain, "open-b-2");
+  REQUIRE(chain.statuses()[0].state == BreakerState::open);
+  REQUIRE(chain.statuses()[1].state == BreakerState::open);
+
+  // a may probe again, b may not yet: a's probe is not reached, and the job goes to c.
+  clock.advance(5s);
+  a.script = {unreached()};
+  const auto result = send(chain, "probe");
+  REQUIRE(result);
+  CHECK(result->outcome == SendOutcome::delivered);
+  CHECK(a.jobs.back() == "probe");
+  CHECK(b.jobs.back() == "open-b-2");
+  CHECK(c.jobs == std::vector<std::string>{"probe"});
+  CHECK(chain.statuses()[0].state == BreakerState::open);  // the failed probe reopened it
+}
+
+TEST_CASE("worker provider chain answers the unreached result when no other provider may be called") {
+  TwoProviders t;
+  t.open_first();  // open until 10 s
+  t.clock.advance(5s);
+  t.second.script = {fault(), fault()};
+  send(t.chain, "x");
+  send(t.chain, "y");
+  REQUIRE(t.chain.statuses()[1].state == BreakerState::open);  // open until 15 s
+
+  t.clock.advance(5s);
+  t.first.script = {unreached("a down")};
+  const auto second_calls = t.second.jobs.size();
+  const auto result = send(t.chain, "only-a");
+  REQUIRE(result);
+  // The first provider's own answer, not "all providers unavailable": it was tried.
+  CHECK(result->detail == "a down");
+  CHECK(result->nothing_sent);
+  CHECK(t.first.jobs.back() == "only-a");
+  CHECK(t.second.jobs.size() == second_calls);
+}
+
+TEST_CASE("worker provider chain fails over a job answered later, from its own copy of the job") {
+  TwoProviders t;
+  t.first.hold = true;
+  std::optional<SendResult> result;
+  {
+    std::string job = "late-job";
+    t.chain.send(job, [&result](SendResult r) { result = std::move(r); });
+    job.assign("overwritten by the caller");
+  }
+  CHECK_FALSE(result);
+  REQUIRE(t.first.held.size() == 1);
+  // The first provider answers later, from "its own thread": not reached.
+  t.first.held.front()(unreached());
+  REQUIRE(result);
+  CHECK(result->outcome == SendOutcome::delivered);
+  CHECK(t.second.jobs == std::vector<std::string>{"late-job"});
+}
+
+TEST_CASE("worker provider chain stops failing over once told to") {
+  TwoProviders t;
+  t.chain.stop_failover();
+  t.first.script = {unreached()};
+  const auto result = send(t.chain, "stays");
+  REQUIRE(result);
+  CHECK(result->nothing_sent);
+  CHECK(result->outcome == SendOutcome::transient);
+  CHECK(t.second.jobs.empty());
+}
+
+TEST_CASE("worker provider chain fails a push token over at once only when the provider was never reached") {
+  const auto failed = [](http::ClientErrc error, std::uint32_t attempts) {
+    http::ClientResult result;
+    result.error = error;
+    result.detail = "test";
+    result.response.attempts = attempts;
+    return notifs::worker::classify_push_response(result);
+  };
+  // Refused, DNS or TLS on the only attempt, or the client's own breaker: nothing left.
+  CHECK(failed(http::ClientErrc::connect_failed, 1).result.nothing_sent);
+  CHECK(failed(http::ClientErrc::circuit_open, 0).result.nothing_sent);
+  // After several attempts an earlier one may have reached the provider; a timeout or a
+  // lost connection may hide a request the provider took.
+  CHECK_FALSE(failed(http::ClientErrc::connect_failed, 3).result.nothing_sent);
+  CHECK_FALSE(failed(http::ClientErrc::deadline_exceeded, 1).result.nothing_sent);
+  CHECK_FALSE(failed(http::ClientErrc::connection_lost, 1).result.nothing_sent);
+
+  FakeClock clock;
+  using PushChain = ProviderChain<PushDelivery, TokenOutcome>;
+  std::vector<std::string> second_tokens;
+  PushChain chain({{"fcm-a",
+                    [&failed](const PushDelivery&, PushChain::Callback callback) {
+                      callback(failed(http::ClientErrc::connect_failed, 1));
+                    }},
+                   {"fcm-b",
+                    [&second_tokens](const PushDelivery& delivery, PushChain::Callback callback) {
+                      second_tokens.push_back(delivery.token);
+                      callback(TokenOutcome{SendResult::delivered_ok("projects/p/messages/1"), false});
+                    }}},
+                  breaker_settings(), clock);
+  auto message = std::make_shared<PushMessage>();
+  message->notification_id = "n-1";
+  std::optional<TokenOutcome> outcome;
+  chain.send(PushDelivery{message, "tok-1"}, [&outcome](TokenOutcome o) { outcome = std::move(o); });
+  REQUIRE(outcome);
+  CHECK(outcome->result.outcome == SendOutcome::delivered);
+  CHECK(second_tokens == std::vector<std::string>{"tok-1"});
 }
