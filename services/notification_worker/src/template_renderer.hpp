@@ -45,10 +45,12 @@ struct RenderResult {
 };
 
 struct TemplateRendererSettings {
-  // Renders are cached by (code, locale, version used, digest of the variables): the same
+  // Renders are cached by (code, requested locale, digest of the variables), the version
+  // used kept with the render (it is only known once the service answered): the same
   // notification sent to many users with the same variables renders once. Versions are
   // immutable, so a cached render is never wrong; ttl bounds how long a newly published
-  // version waits to be picked up.
+  // version waits to be picked up; a render past ttl stands in (stale_ttl) only while
+  // template_service fails. Unrenderable answers are remembered for negative_ttl.
   runtime::LookupCacheSettings cache{};
   runtime::SingleFlightSettings flights{};
 };
