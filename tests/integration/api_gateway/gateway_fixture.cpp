@@ -11,6 +11,14 @@ namespace {
 
 using namespace std::chrono_literals;
 
+messaging::amqp::ConnectionSettings amqp_settings(const GatewayOptions& options, std::string name) {
+  auto settings = amqp_test::connection_settings(std::move(name));
+  if (!options.rabbitmq_url.empty()) {
+    settings.url = options.rabbitmq_url;
+  }
+  return settings;
+}
+
 api_gateway::GatewaySettings gateway_settings(const GatewayOptions& options,
                                               const messaging::amqp::TopologySettings& topology,
                                               const std::string& database_url,
@@ -31,7 +39,7 @@ api_gateway::GatewaySettings gateway_settings(const GatewayOptions& options,
   service.service_token = kServiceToken;
   service.startup_timeout = 20s;
 
-  settings.amqp = amqp_test::connection_settings("api_gateway_test");
+  settings.amqp = amqp_settings(options, "api_gateway_test");
   settings.topology = topology;
   settings.publish_timeout = options.publish_timeout;
   settings.publisher.connection = settings.amqp;
@@ -68,10 +76,13 @@ api_gateway::GatewaySettings gateway_settings(const GatewayOptions& options,
 
 GatewayFixture::GatewayFixture(GatewayOptions options)
     : options_(options),
-      topology_(amqp_test::test_topology(options.queue_type)),
-      cleanup_(topology_),
+      topology_(options.topology ? *options.topology : amqp_test::test_topology(options.queue_type)),
+      cleanup_(options.rabbitmq_url.empty()
+                   ? std::optional<amqp_test::TopologyCleanup>(std::in_place, topology_)
+                   : std::nullopt),
       users_(kServiceToken),
-      templates_(template_service_test::FixtureOptions{{}, kServiceToken}) {
+      templates_(template_service_test::FixtureOptions{{}, kServiceToken}),
+      probe_(amqp_settings(options, "probe")) {
   templates_.create(template_service_test::email_template(kEmailTemplate));
   templates_.create(template_service_test::push_template(kPushTemplate));
   app_ = std::make_unique<api_gateway::GatewayApp>(

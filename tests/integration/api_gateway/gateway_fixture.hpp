@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -46,6 +47,13 @@ struct GatewayOptions {
   messaging::resilience::CircuitBreakerSettings breaker{8, 4, 0.5, std::chrono::milliseconds(2000),
                                                         std::chrono::milliseconds(5000), 1};
   std::chrono::milliseconds upstream_attempt_timeout{1000};
+  // The broker's URL; empty: NOTIFS_TEST_RABBITMQ_URL. Tests that run a real worker process
+  // (which declares the contract's topology, unprefixed) give the gateway a vhost of their
+  // own; the fixture then leaves deleting the topology to whoever owns the vhost.
+  std::string rabbitmq_url;
+  // Instead of amqp_test::test_topology(queue_type): other retry tiers, or the contract's
+  // names in a vhost of the test's own. Whatever else declares it must use the same.
+  std::optional<messaging::amqp::TopologySettings> topology;
 };
 
 class GatewayFixture {
@@ -96,7 +104,7 @@ class GatewayFixture {
  private:
   GatewayOptions options_;
   messaging::amqp::TopologySettings topology_;
-  amqp_test::TopologyCleanup cleanup_;
+  std::optional<amqp_test::TopologyCleanup> cleanup_;
   user_service_test::UserServiceFixture users_;
   template_service_test::TemplateServiceFixture templates_;
   pg_test::TestSchema ledger_schema_;
