@@ -8,7 +8,7 @@
 #include "notifs/messaging/http/server.hpp"
 #include "provider_chain.hpp"
 #include "send_result.hpp"
-#include "template_renderer.hpp"
+#include "render_client.hpp"
 
 namespace notifs::worker {
 

@@ -33,7 +33,7 @@ auto log() { return messaging::common::logger("notification_worker"); }
 
 }  // namespace
 
-DeliveryPipeline::DeliveryPipeline(DeliveryPipelineSettings settings, TemplateRenderer& renderer,
+DeliveryPipeline::DeliveryPipeline(DeliveryPipelineSettings settings, RenderClient& renderer,
                                    SendLedger& ledger, ChannelSender& sender,
                                    StatusReporter& status, WorkerMetrics& metrics)
     : settings_(std::move(settings)),

@@ -7,7 +7,7 @@
 #include "notifs/messaging/amqp/consumer.hpp"
 #include "send_ledger.hpp"
 #include "status_reporter.hpp"
-#include "template_renderer.hpp"
+#include "render_client.hpp"
 #include "worker_metrics.hpp"
 
 namespace notifs::worker {
@@ -39,7 +39,7 @@ struct DeliveryPipelineSettings {
 // whichever thread the last step answered on.
 class DeliveryPipeline {
  public:
-  DeliveryPipeline(DeliveryPipelineSettings settings, TemplateRenderer& renderer,
+  DeliveryPipeline(DeliveryPipelineSettings settings, RenderClient& renderer,
                    SendLedger& ledger, ChannelSender& sender, StatusReporter& status,
                    WorkerMetrics& metrics);
 
@@ -60,7 +60,7 @@ class DeliveryPipeline {
   void permanent(std::shared_ptr<Attempt> attempt, std::string reason);
 
   DeliveryPipelineSettings settings_;
-  TemplateRenderer& renderer_;
+  RenderClient& renderer_;
   SendLedger& ledger_;
   ChannelSender& sender_;
   StatusReporter& status_;

@@ -13,7 +13,7 @@
 #include "push_token_registry.hpp"
 #include "send_ledger.hpp"
 #include "status_reporter.hpp"
-#include "template_renderer.hpp"
+#include "render_client.hpp"
 #include "worker_metrics.hpp"
 #include "worker_settings.hpp"
 
@@ -30,8 +30,9 @@ namespace notifs::worker {
 // until a signal.
 //
 // /ready lists the database, RabbitMQ (the consumer subscribed), template_service, and
-// each provider's breaker ("smtp-1", "push-1", ...): ready while at least one provider's
-// breaker lets calls through.
+// each provider's breaker (SMTP providers as scheme://host:port, without credentials;
+// push ones as "push-1", ...): ready while at least one provider's breaker lets calls
+// through.
 //
 // Thread-safety: construct, start, stop and destroy from one control thread.
 class WorkerApp {
@@ -63,7 +64,7 @@ class WorkerApp {
   std::unique_ptr<messaging::http::ServiceClient> users_;
   std::unique_ptr<PushTokenRegistry> tokens_;
   messaging::amqp::AmqpPublisher publisher_;
-  TemplateRenderer renderer_;
+  RenderClient renderer_;
   SendLedger ledger_;
   StatusReporter status_;
   std::unique_ptr<ChannelSender> sender_;

@@ -14,7 +14,7 @@
 #include "notifs/runtime/database_service.hpp"
 #include "push_channel.hpp"
 #include "send_ledger.hpp"
-#include "template_renderer.hpp"
+#include "render_client.hpp"
 
 namespace notifs::worker {
 
@@ -33,7 +33,7 @@ struct WorkerSettings {
   messaging::http::ServiceClientSettings template_service;
   // Push only, optional: where unregistered device tokens are removed.
   std::optional<messaging::http::ServiceClientSettings> user_service;
-  TemplateRendererSettings renderer;
+  RenderClientSettings renderer;
   SendLedgerSettings ledger;
   EmailChannelSettings email;  // used when channel == "email"
   PushChannelSettings push;    // used when channel == "push"

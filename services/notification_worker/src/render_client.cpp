@@ -1,4 +1,4 @@
-#include "template_renderer.hpp"
+#include "render_client.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -286,9 +286,9 @@ Fetched interpret(const http::ClientResult& result, const std::string& upstream,
 
 }  // namespace
 
-struct TemplateRenderer::State {
+struct RenderClient::State {
   State(http::ServiceClient& templates, const messaging::common::Clock& clock,
-        const TemplateRendererSettings& settings)
+        const RenderClientSettings& settings)
       : client(templates),
         rendered(settings.cache, clock),
         refused(refusal_settings(settings.cache), clock),
@@ -409,12 +409,12 @@ struct TemplateRenderer::State {
   }
 };
 
-TemplateRenderer::TemplateRenderer(http::ServiceClient& templates,
+RenderClient::RenderClient(http::ServiceClient& templates,
                                    const messaging::common::Clock& clock,
-                                   TemplateRendererSettings settings)
+                                   RenderClientSettings settings)
     : state_(std::make_shared<State>(templates, clock, settings)) {}
 
-TemplateRenderer::~TemplateRenderer() {
+RenderClient::~RenderClient() {
   try {
     state_->flights.complete_all(unavailable("template renderer shutting down"));
   } catch (const std::exception& error) {
@@ -422,10 +422,10 @@ TemplateRenderer::~TemplateRenderer() {
   }
 }
 
-void TemplateRenderer::render(const contract::NotificationJob& job, Callback callback) {
+void RenderClient::render(const contract::NotificationJob& job, Callback callback) {
   state_->render(state_, job, std::move(callback));
 }
 
-runtime::LookupCacheStats TemplateRenderer::cache_stats() const { return state_->rendered.stats(); }
+runtime::LookupCacheStats RenderClient::cache_stats() const { return state_->rendered.stats(); }
 
 }  // namespace notifs::worker

@@ -44,7 +44,7 @@ struct RenderResult {
   std::string reason;
 };
 
-struct TemplateRendererSettings {
+struct RenderClientSettings {
   // Renders are cached by (code, requested locale, digest of the variables), the version
   // used kept with the render (it is only known once the service answered): the same
   // notification sent to many users with the same variables renders once. Versions are
@@ -59,15 +59,15 @@ struct TemplateRendererSettings {
 // retries, deadline), with a cache and coalescing of concurrent identical renders.
 // Thread-safe; render() never blocks and calls back exactly once, on a client thread or
 // inline on a cache hit.
-class TemplateRenderer {
+class RenderClient {
  public:
   using Callback = std::function<void(RenderResult result)>;
 
-  TemplateRenderer(messaging::http::ServiceClient& templates, const messaging::common::Clock& clock,
-                   TemplateRendererSettings settings = {});
-  ~TemplateRenderer();
-  TemplateRenderer(const TemplateRenderer&) = delete;
-  TemplateRenderer& operator=(const TemplateRenderer&) = delete;
+  RenderClient(messaging::http::ServiceClient& templates, const messaging::common::Clock& clock,
+                   RenderClientSettings settings = {});
+  ~RenderClient();
+  RenderClient(const RenderClient&) = delete;
+  RenderClient& operator=(const RenderClient&) = delete;
 
   // A render whose channel differs from job.notification_type is unrenderable.
   void render(const contract::NotificationJob& job, Callback callback);

@@ -1,4 +1,4 @@
-// TemplateRenderer against the real template_service (in-process, its own schema): what
+// RenderClient against the real template_service (in-process, its own schema): what
 // each answer of the render endpoint comes to, the cache and the coalescing of identical
 // renders (counted on the service's own http_requests_total), and an outage.
 
@@ -18,9 +18,9 @@
 #include "integration/template_service/template_service_support.hpp"
 #include "notifs/contract/notification_job.hpp"
 #include "notifs/messaging/http/service_client.hpp"
-// template_service has a template_renderer.hpp too, and its folder comes first on this
+// template_service has a render_client.hpp too, and its folder comes first on this
 // binary's include path: the worker's header is named by its place in the tree.
-#include "../../../services/notification_worker/src/template_renderer.hpp"
+#include "render_client.hpp"
 
 using nlohmann::json;
 using notifs::contract::NotificationJob;
@@ -31,8 +31,8 @@ using notifs::template_service_test::push_template;
 using notifs::template_service_test::TemplateServiceFixture;
 using notifs::worker::RenderResult;
 using notifs::worker::RenderStatus;
-using notifs::worker::TemplateRenderer;
-using notifs::worker::TemplateRendererSettings;
+using notifs::worker::RenderClient;
+using notifs::worker::RenderClientSettings;
 namespace http = notifs::messaging::http;
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
@@ -76,7 +76,7 @@ json welcome_variables(const std::string& name = "Ada <3") {
 }
 
 // Waits for the one callback of a render; FAILs when none comes within 20 s.
-RenderResult render_now(TemplateRenderer& renderer, const NotificationJob& job) {
+RenderResult render_now(RenderClient& renderer, const NotificationJob& job) {
   auto promise = std::make_shared<std::promise<RenderResult>>();
   auto future = promise->get_future();
   renderer.render(job, [promise](RenderResult result) { promise->set_value(std::move(result)); });
@@ -115,7 +115,7 @@ TEST_CASE("worker renderer: an email template renders subject, body and escaped 
   TemplateServiceFixture service;
   service.create(email_template("welcome"));
   http::ServiceClient client(client_settings(service.port()));
-  TemplateRenderer renderer(client, notifs::messaging::common::SystemClock::instance());
+  RenderClient renderer(client, notifs::messaging::common::SystemClock::instance());
 
   const auto result = render_now(renderer, job_for("welcome", "email", welcome_variables()));
   INFO(result.reason);
@@ -145,7 +145,7 @@ TEST_CASE(
   plain.erase("html_body");
   service.create(plain);
   http::ServiceClient client(client_settings(service.port()));
-  TemplateRenderer renderer(client, notifs::messaging::common::SystemClock::instance());
+  RenderClient renderer(client, notifs::messaging::common::SystemClock::instance());
 
   const auto push =
       render_now(renderer, job_for("inbox", "push", {{"name", "Zo\u00eb"}, {"count", 3}}));
@@ -172,7 +172,7 @@ TEST_CASE("worker renderer: a locale renders its own version, others fall back t
   french["subject"] = "Bienvenue {{name}}";
   service.create(french);
   http::ServiceClient client(client_settings(service.port()));
-  TemplateRenderer renderer(client, notifs::messaging::common::SystemClock::instance());
+  RenderClient renderer(client, notifs::messaging::common::SystemClock::instance());
 
   const auto fr = render_now(renderer, job_for("welcome", "email", welcome_variables(), "fr"));
   REQUIRE(fr.status == RenderStatus::rendered);
@@ -196,7 +196,7 @@ TEST_CASE("worker renderer: missing variables are unrenderable, naming template 
   service.create(email_template("welcome"));
   http::ServiceClient client(client_settings(service.port()));
   FakeClock clock;  // the refusal is remembered for negative_ttl, whatever the machine's pace
-  TemplateRenderer renderer(client, clock);
+  RenderClient renderer(client, clock);
 
   const auto result = render_now(renderer, job_for("welcome", "email", {{"unrelated", 1}}));
   CHECK(result.status == RenderStatus::unrenderable);
@@ -226,7 +226,7 @@ TEST_CASE("worker renderer: an unknown template or a locale the service refuses 
   TemplateServiceFixture service;
   service.create(email_template("welcome"));
   http::ServiceClient client(client_settings(service.port()));
-  TemplateRenderer renderer(client, notifs::messaging::common::SystemClock::instance());
+  RenderClient renderer(client, notifs::messaging::common::SystemClock::instance());
 
   const auto unknown =
       render_now(renderer, job_for("no-such-template", "email", welcome_variables()));
@@ -254,7 +254,7 @@ TEST_CASE("worker renderer: a template of the other channel is unrenderable for 
   service.create(email_template("welcome"));
   service.create(push_template("inbox"));
   http::ServiceClient client(client_settings(service.port()));
-  TemplateRenderer renderer(client, notifs::messaging::common::SystemClock::instance());
+  RenderClient renderer(client, notifs::messaging::common::SystemClock::instance());
 
   const auto mismatch = render_now(renderer, job_for("welcome", "push", welcome_variables()));
   CHECK(mismatch.status == RenderStatus::unrenderable);
@@ -278,7 +278,7 @@ TEST_CASE("worker renderer: a cached render makes no second upstream call", "[wo
   TemplateServiceFixture service;
   service.create(email_template("welcome"));
   http::ServiceClient client(client_settings(service.port()));
-  TemplateRenderer renderer(client, notifs::messaging::common::SystemClock::instance());
+  RenderClient renderer(client, notifs::messaging::common::SystemClock::instance());
 
   const auto first = render_now(renderer, job_for("welcome", "email", welcome_variables()));
   REQUIRE(first.status == RenderStatus::rendered);
@@ -310,9 +310,9 @@ TEST_CASE("worker renderer: a new version is picked up once the cached render ex
   service.create(email_template("welcome"));
   http::ServiceClient client(client_settings(service.port()));
   FakeClock clock;
-  TemplateRendererSettings settings;
+  RenderClientSettings settings;
   settings.cache.ttl = 30s;
-  TemplateRenderer renderer(client, clock, settings);
+  RenderClient renderer(client, clock, settings);
 
   const auto job = job_for("welcome", "email", welcome_variables());
   const auto v1 = render_now(renderer, job);
@@ -342,9 +342,9 @@ TEST_CASE("worker renderer: 20 concurrent identical renders make one upstream ca
   TemplateServiceFixture service(options);
   service.create(email_template("welcome"));
   http::ServiceClient client(client_settings(service.port()));
-  TemplateRendererSettings settings;
+  RenderClientSettings settings;
   settings.cache.max_entries = 0;  // no cache: only the coalescing can save calls
-  TemplateRenderer renderer(client, notifs::messaging::common::SystemClock::instance(), settings);
+  RenderClient renderer(client, notifs::messaging::common::SystemClock::instance(), settings);
   const double before = render_requests(service);
 
   std::mutex mutex;
@@ -390,7 +390,7 @@ TEST_CASE("worker renderer: destroying the renderer answers renders still waitin
   TemplateServiceFixture service(options);
   service.create(email_template("welcome"));
   http::ServiceClient client(client_settings(service.port()));
-  auto renderer = std::make_unique<TemplateRenderer>(
+  auto renderer = std::make_unique<RenderClient>(
       client, notifs::messaging::common::SystemClock::instance());
 
   std::promise<RenderResult> answered;
@@ -420,10 +420,10 @@ TEST_CASE(
   service.create(email_template("welcome"));
   http::ServiceClient client(client_settings(service.port()));
   FakeClock clock;
-  TemplateRendererSettings settings;
+  RenderClientSettings settings;
   settings.cache.ttl = 30s;
   settings.cache.stale_ttl = 600s;
-  TemplateRenderer renderer(client, clock, settings);
+  RenderClient renderer(client, clock, settings);
 
   const auto cached_job = job_for("welcome", "email", welcome_variables());
   const auto fresh = render_now(renderer, cached_job);
