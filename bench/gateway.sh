@@ -71,196 +71,36 @@ done
   { echo "bench/gateway.sh: --queue-type is quorum or classic" >&2; exit 2; }
 
 build=${NOTIFS_BENCH_BUILD:-build/bench-gateway}
-pg_bin=/usr/lib/postgresql/15/bin
-rabbit_bin=/usr/lib/rabbitmq/bin
 token=bench-service-token-0123456789
 api_key=bench-gateway-key-0123456789abcdef
 nonce=$(date +%s)-$$
 
-for tool in wrk curl epmd "$rabbit_bin/rabbitmq-server" "$pg_bin/initdb" "$pg_bin/pg_ctl" \
-  "$pg_bin/psql"; do
-  command -v "$tool" >/dev/null || {
-    echo "bench/gateway.sh: $tool not found (scripts/deps installs it)" >&2
-    exit 2
-  }
-done
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
+bench_require wrk curl epmd "$rabbit_bin/rabbitmq-server" "$pg_bin/initdb" "$pg_bin/pg_ctl" \
+  "$pg_bin/psql"
 [[ -z $perf_out ]] || command -v perf >/dev/null ||
   { echo "bench/gateway.sh: --perf needs perf" >&2; exit 2; }
 
-say() { printf '[bench] %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
+perf_pid=
+bench_before_teardown() {
+  [[ -n $perf_pid ]] && kill -INT "$perf_pid" 2>/dev/null && wait "$perf_pid" 2>/dev/null
+}
 
-# --- build -------------------------------------------------------------------------------
-
-export CCACHE_BASEDIR=$repo CCACHE_NOHASHDIR=1
-say "building the services and benchmarks (Release) in $build"
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNOTIFS_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" --parallel "${NOTIFS_BUILD_JOBS:-2}" --target api_gateway user_service \
-  template_service amqp_publish_bench http_rate_bench >/dev/null
+bench_build "$build" api_gateway user_service template_service amqp_publish_bench http_rate_bench
 user_bin=$build/services/user_service/user_service
 template_bin=$build/services/template_service/template_service
 gateway_bin=$build/services/api_gateway/api_gateway
 publish_bench=$build/bench/amqp_publish_bench
 rate_bench=$build/bench/http_rate_bench
 
-# --- teardown ----------------------------------------------------------------------------
-
-run_dir=
-epmd_pid=
-service_pids=()
-perf_pid=
-
-as_postgres() {
-  if ((EUID == 0)); then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
-}
-
-# Whether /proc/PID/cmdline mentions TEXT: only processes this run started are signalled.
-pid_mentions() {
-  local pid=$1 text=$2 args=()
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  mapfile -d '' -t args 2>/dev/null <"/proc/$pid/cmdline" || return 1
-  [[ " ${args[*]} " == *"$text"* ]]
-}
-
-teardown() {
-  local rc=$? pid f
-  trap - EXIT INT TERM
-  set +e
-  [[ -n $perf_pid ]] && kill -INT "$perf_pid" 2>/dev/null && wait "$perf_pid" 2>/dev/null
-  for pid in "${service_pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  done
-  if [[ -n $run_dir ]]; then
-    [[ -f $run_dir/pg/data/postmaster.pid ]] &&
-      as_postgres "$pg_bin/pg_ctl" -D "$run_dir/pg/data" -m immediate -w -t 20 stop >/dev/null 2>&1
-    [[ -x $run_dir/rabbitmqctl ]] && timeout 30 "$run_dir/rabbitmqctl" stop >/dev/null 2>&1
-    # Whatever of the node is left (the VM names its home folder in its command line).
-    for f in /proc/[0-9]*/cmdline; do
-      pid=${f#/proc/}
-      pid=${pid%/cmdline}
-      ((pid == $$)) && continue
-      pid_mentions "$pid" "$run_dir/" && kill -KILL "$pid" 2>/dev/null
-    done
-    [[ -n $epmd_pid ]] && pid_mentions "$epmd_pid" epmd && kill -KILL "$epmd_pid" 2>/dev/null
-    if ((rc > 1)) || [[ ${NOTIFS_BENCH_KEEP:-0} == 1 ]]; then
-      say "logs kept in $run_dir"
-      rm -rf "$run_dir/pg/data" "$run_dir/rabbitmq/mnesia"
-    else
-      rm -rf "$run_dir"
-    fi
-  fi
-  exit "$rc"
-}
-trap teardown EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-picked=()
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 12000))
-    [[ " ${picked[*]} " == *" $port "* ]] && continue
-    [[ -z $(ss -Htan "sport = :$port" 2>/dev/null) ]] && { picked+=("$port"); echo "$port"; return; }
-  done
-}
-
-# Under /tmp: the rabbitmq and postgres users must reach it.
-run_dir=$(mktemp -d /tmp/notifs-bench-gateway.XXXXXX)
-chmod 755 "$run_dir"
-mkdir -p "$run_dir/log"
-
-# --- RabbitMQ (as bench/amqp.sh starts it; booted while PostgreSQL starts) ---------------
-
-amqp_port=$(free_port)
-dist_port=$(free_port)
-epmd_port=$(free_port)
-rabbit=$run_dir/rabbitmq
-mkdir -p "$rabbit"/{home,mnesia,log}
-head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$rabbit/home/.erlang.cookie"
-chmod 400 "$rabbit/home/.erlang.cookie"
-printf 'loopback_users.guest = true\nlog.console = false\nlog.file.level = warning\n' \
-  >"$rabbit/rabbitmq.conf"
-echo '[].' >"$rabbit/enabled_plugins"
-: >"$rabbit/rabbitmq-env.conf"
-printf '%s=%q\n' \
-  HOME "$rabbit/home" \
-  ERL_EPMD_PORT "$epmd_port" \
-  RABBITMQ_NODENAME "notifs-bench-gw-$$@localhost" \
-  RABBITMQ_NODE_IP_ADDRESS 127.0.0.1 \
-  RABBITMQ_NODE_PORT "$amqp_port" \
-  RABBITMQ_DIST_PORT "$dist_port" \
-  RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS "-kernel inet_dist_use_interface {127,0,0,1}" \
-  RABBITMQ_MNESIA_BASE "$rabbit/mnesia" \
-  RABBITMQ_LOG_BASE "$rabbit/log" \
-  RABBITMQ_PID_FILE "$rabbit/rabbit.pid" \
-  RABBITMQ_CONFIG_FILE "$rabbit/rabbitmq.conf" \
-  RABBITMQ_ADVANCED_CONFIG_FILE "$rabbit/advanced.config" \
-  RABBITMQ_ENABLED_PLUGINS_FILE "$rabbit/enabled_plugins" \
-  RABBITMQ_CONF_ENV_FILE "$rabbit/rabbitmq-env.conf" >"$rabbit/env"
-runas=''
-((EUID == 0)) && runas="runuser -u rabbitmq --"
-{
-  echo '#!/usr/bin/env bash'
-  echo "set -a; . $(printf %q "$rabbit/env"); set +a"
-  # shellcheck disable=SC2016 # expanded by the wrapper
-  echo 'cd "$RABBITMQ_LOG_BASE" || exit 1'
-  echo "exec $runas env HOME=\"\$HOME\" $rabbit_bin/rabbitmqctl -n \"\$RABBITMQ_NODENAME\" \"\$@\""
-} >"$run_dir/rabbitmqctl"
-chmod 755 "$run_dir/rabbitmqctl"
-((EUID == 0)) && chown -R rabbitmq: "$rabbit"
-epmd -port "$epmd_port" -address 127.0.0.1 >"$run_dir/log/epmd.log" 2>&1 &
-epmd_pid=$!
-disown "$epmd_pid"
-say "starting RabbitMQ $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null) on 127.0.0.1:$amqp_port"
-(
-  set -a
-  # shellcheck disable=SC1091 # written above
-  . "$rabbit/env"
-  set +a
-  cd "$rabbit/log"
-  # shellcheck disable=SC2086 # $runas is a command prefix or nothing
-  setsid $runas env HOME="$HOME" "$rabbit_bin/rabbitmq-server" \
-    >>"$rabbit/log/startup.log" 2>&1 </dev/null &
-)
-rabbitmq_url=amqp://guest:guest@127.0.0.1:$amqp_port/%2f
-
-# --- PostgreSQL (as bench/services.sh starts it) -----------------------------------------
-
-pg=$run_dir/pg
-mkdir -p "$pg/data" "$pg/sock" "$pg/log"
-chmod 700 "$pg/data"
-((EUID == 0)) && chown postgres: "$pg" "$pg/data" "$pg/sock" "$pg/log"
-pg_port=$(free_port)
-say "starting PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port"
-as_postgres "$pg_bin/initdb" -D "$pg/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
-  --no-sync --no-instructions >"$pg/log/initdb.log" 2>&1 || {
-  cat "$pg/log/initdb.log" >&2
-  exit 1
-}
-# A stock server otherwise: the ledger's commits are part of what is measured, so they
-# stay durable (fsync and synchronous_commit on, as in production) unless asked.
-cat >>"$pg/data/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
-port = $pg_port
-unix_socket_directories = '$pg/sock'
-max_connections = 200
-synchronous_commit = $synchronous_commit
-EOF
-as_postgres "$pg_bin/pg_ctl" -D "$pg/data" -l "$pg/log/postgres.log" -w -t 60 start \
-  >/dev/null || {
-  tail -n 30 "$pg/log/postgres.log" >&2
-  exit 1
-}
-psql=("$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -qAtX -v ON_ERROR_STOP=1)
-"${psql[@]}" -d postgres -c 'CREATE DATABASE users' -c 'CREATE DATABASE templates' \
-  -c 'CREATE DATABASE gateway'
-
-for ((i = 0; i < 600; i++)); do [[ -s $rabbit/rabbit.pid ]] && break; sleep 0.2; done
-"$run_dir/rabbitmqctl" -q wait --timeout 120 "$rabbit/rabbit.pid" >/dev/null 2>&1 || {
-  tail -n 30 "$rabbit/log/startup.log" >&2
-  die "RabbitMQ did not start"
-}
+# RabbitMQ boots while PostgreSQL starts. The ledger's commits are part of what is
+# measured, so they stay durable (fsync and synchronous_commit on, as in production)
+# unless asked.
+bench_run_dir gateway
+start_rabbitmq
+start_postgres "$synchronous_commit" users templates gateway
+wait_rabbitmq
 
 # --- services ----------------------------------------------------------------------------
 
@@ -270,23 +110,6 @@ gateway_port=$(free_port)
 user_url=http://127.0.0.1:$user_port
 template_url=http://127.0.0.1:$template_port
 gateway_url=http://127.0.0.1:$gateway_port
-start_service() {  # name binary port database [VAR=value...]
-  local name=$1 bin=$2 port=$3 db=$4
-  shift 4
-  env PORT="$port" DATABASE_URL="postgresql://postgres@127.0.0.1:$pg_port/$db" \
-    SERVICE_TOKEN="$token" LOG_LEVEL=warn "$@" "$bin" >"$run_dir/log/$name.log" 2>&1 &
-  service_pids+=($!)
-  eval "${name}_pid=\$!"
-}
-wait_ready() {  # name url
-  local i
-  for ((i = 0; i < 600; i++)); do
-    curl -fs "$2/ready" >/dev/null && return 0
-    sleep 0.1
-  done
-  tail -n 30 "$run_dir/log/$1.log" >&2
-  die "$1 not ready at $2"
-}
 say "starting user_service :$user_port, template_service :$template_port"
 api_gateway_pid=''
 user_service_pid='' template_service_pid=''
@@ -295,27 +118,7 @@ start_service template_service "$template_bin" "$template_port" templates
 wait_ready user_service "$user_url"
 wait_ready template_service "$template_url"
 
-say "seeding the templates (scripts/seed) and $users users"
-USER_SERVICE_URL=$user_url TEMPLATE_SERVICE_URL=$template_url SERVICE_TOKEN=$token \
-  bash scripts/seed >/dev/null 2>"$run_dir/log/seed.log" || {
-  cat "$run_dir/log/seed.log" >&2
-  die "scripts/seed failed"
-}
-# One curl process, one keep-alive connection, one POST per user.
-{
-  for ((i = 1; i <= users; i++)); do
-    ((i > 1)) && echo next
-    echo "url = \"$user_url/api/v1/users\""
-    echo "header = \"Authorization: Bearer $token\""
-    echo 'header = "Content-Type: application/json"'
-    printf 'data-binary = "{\\"name\\":\\"Bench User %d\\",\\"email\\":\\"bench-%d@example.com\\",' "$i" "$i"
-    printf '\\"push_tokens\\":[\\"bench-token-%d\\"],\\"preferences\\":{\\"email\\":true,\\"push\\":true},\\"locale\\":\\"en\\"}"\n' "$i"
-  done
-} >"$run_dir/users.curl"
-curl -sS -K "$run_dir/users.curl" >"$run_dir/users.json"
-grep -o '"id":"[0-9a-f-]\{36\}"' "$run_dir/users.json" | cut -d'"' -f4 >"$run_dir/users.txt"
-seeded=$(wc -l <"$run_dir/users.txt")
-((seeded == users)) || die "seeded $seeded users of $users (answers in $run_dir/users.json)"
+seed_users "$user_url" "$template_url" "$users"
 
 say "starting api_gateway :$gateway_port (RABBITMQ_QUEUE_TYPE=$queue_type)"
 start_service api_gateway "$gateway_bin" "$gateway_port" gateway \
@@ -357,23 +160,9 @@ ledger_count() {  # request_id prefix, status
     "SELECT count(*) FROM notifications WHERE request_id LIKE '$1%' AND status = '$2'"
 }
 
-# CPU seconds a process used so far (children it reaped included), and the same summed
-# over a postmaster and its live backends: where the machine's two cores went per request.
-cpu_ticks() {  # pid...
-  local pid total=0 t
-  for pid in "$@"; do
-    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
-    total=$((total + t))
-  done
-  echo "$total"
-}
-postmaster_pid=$(head -n1 "$pg/data/postmaster.pid")
-beam_pid=$(cat "$rabbit/rabbit.pid")
+# Where the machine's two cores went per request.
 cpu_snapshot() {  # -> "gateway rabbitmq postgres services" in clock ticks
-  local backends
-  backends=$(ps -o pid= --ppid "$postmaster_pid" | tr '\n' ' ')
-  # shellcheck disable=SC2086 # a list of pids
-  echo "$(cpu_ticks "$api_gateway_pid") $(cpu_ticks "$beam_pid") $(cpu_ticks "$postmaster_pid" $backends)" \
+  echo "$(cpu_ticks "$api_gateway_pid") $(cpu_ticks "$beam_pid") $(postgres_ticks)" \
     "$(cpu_ticks "$user_service_pid" "$template_service_pid")"
 }
 # cpu_report BEFORE AFTER SECONDS REQUESTS -> one line of cores used and CPU ms per 1000
@@ -507,9 +296,8 @@ floor_line=$(grep '^latency from due' "$run_dir/log/floor.txt" | sed 's/^latency
 
 # --- 4. memory -----------------------------------------------------------------------------
 
-kib() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$api_gateway_pid/status"; }
-hwm_kib=$(kib VmHWM)
-rss_kib=$(kib VmRSS)
+hwm_kib=$(process_kib "$api_gateway_pid" VmHWM)
+rss_kib=$(process_kib "$api_gateway_pid" VmRSS)
 hwm_mib=$(awk -v k="$hwm_kib" 'BEGIN { printf "%.1f", k / 1024 }')
 rss_mib=$(awk -v k="$rss_kib" 'BEGIN { printf "%.1f", k / 1024 }')
 

@@ -24,97 +24,19 @@ threads=2
 connections=32
 [[ $duration =~ ^[1-9][0-9]*$ ]] || { echo "bench/services.sh: DURATION must be whole seconds" >&2; exit 2; }
 build=${NOTIFS_BENCH_BUILD:-build/bench-services}
-pg_bin=/usr/lib/postgresql/15/bin
 token=bench-service-token
 
-for tool in wrk curl "$pg_bin/pgbench" "$pg_bin/initdb" "$pg_bin/pg_ctl" "$pg_bin/psql"; do
-  command -v "$tool" >/dev/null || {
-    echo "bench/services.sh: $tool not found (scripts/deps installs it)" >&2
-    exit 2
-  }
-done
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
+bench_require wrk curl "$pg_bin/pgbench" "$pg_bin/initdb" "$pg_bin/pg_ctl" "$pg_bin/psql"
 
-say() { printf '[bench] %s\n' "$*" >&2; }
-
-# --- build -------------------------------------------------------------------------------
-
-export CCACHE_BASEDIR=$repo CCACHE_NOHASHDIR=1
-say "building user_service and template_service (Release) in $build"
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNOTIFS_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" --parallel "${NOTIFS_BUILD_JOBS:-2}" --target user_service template_service \
-  >/dev/null
+bench_build "$build" user_service template_service
 user_bin=$build/services/user_service/user_service
 template_bin=$build/services/template_service/template_service
 
-# --- teardown ----------------------------------------------------------------------------
-
-run_dir=
-service_pids=()
-
-# Runs a command as postgres when we are root (PostgreSQL refuses to run as root).
-as_postgres() {
-  if ((EUID == 0)); then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
-}
-
-teardown() {
-  local rc=$? pid
-  trap - EXIT INT TERM
-  set +e
-  for pid in "${service_pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  done
-  if [[ -n $run_dir ]]; then
-    [[ -f $run_dir/data/postmaster.pid ]] &&
-      as_postgres "$pg_bin/pg_ctl" -D "$run_dir/data" -m immediate -w -t 20 stop >/dev/null 2>&1
-    rm -rf "$run_dir"
-  fi
-  exit "$rc"
-}
-trap teardown EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-picked=()
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 12000))
-    [[ " ${picked[*]} " == *" $port "* ]] && continue
-    [[ -z $(ss -Htan "sport = :$port" 2>/dev/null) ]] && { picked+=("$port"); echo "$port"; return; }
-  done
-}
-
-# --- PostgreSQL --------------------------------------------------------------------------
-
-# Under /tmp: the postgres user must reach it, which a private home folder may forbid.
-run_dir=$(mktemp -d /tmp/notifs-bench-services.XXXXXX)
-chmod 755 "$run_dir"
-mkdir -p "$run_dir/data" "$run_dir/sock" "$run_dir/log"
-chmod 700 "$run_dir/data"
-((EUID == 0)) && chown postgres: "$run_dir/data" "$run_dir/sock" "$run_dir/log"
-pg_port=$(free_port)
-say "starting PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port"
-as_postgres "$pg_bin/initdb" -D "$run_dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
-  --no-sync --no-instructions >"$run_dir/log/initdb.log" 2>&1 || {
-  cat "$run_dir/log/initdb.log" >&2
-  exit 1
-}
-# Defaults otherwise: the point is a stock server. Durability settings only matter to the
-# setup's few writes; the measured paths are reads.
-cat >>"$run_dir/data/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
-port = $pg_port
-unix_socket_directories = '$run_dir/sock'
-max_connections = 200
-synchronous_commit = off
-EOF
-as_postgres "$pg_bin/pg_ctl" -D "$run_dir/data" -l "$run_dir/log/postgres.log" -w -t 60 start \
-  >/dev/null || {
-  tail -n 30 "$run_dir/log/postgres.log" >&2
-  exit 1
-}
-psql=("$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -qAtX -v ON_ERROR_STOP=1)
-"${psql[@]}" -d postgres -c 'CREATE DATABASE users' -c 'CREATE DATABASE templates'
+# Durability settings only matter to the setup's few writes; the measured paths are reads.
+bench_run_dir services
+start_postgres off users templates
 
 # --- services ----------------------------------------------------------------------------
 
@@ -124,26 +46,11 @@ psql=("$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -qAtX -v ON_ERROR_ST
 export DATABASE_POOL_SIZE=${DATABASE_POOL_SIZE:-$((2 * $(nproc)))}
 user_port=$(free_port)
 template_port=$(free_port)
-start_service() {  # binary port database log
-  PORT=$2 DATABASE_URL=postgresql://postgres@127.0.0.1:$pg_port/$3 SERVICE_TOKEN=$token \
-    LOG_LEVEL=warn "$1" >"$run_dir/log/$4" 2>&1 &
-  service_pids+=($!)
-}
-wait_ready() {  # name port
-  local i
-  for ((i = 0; i < 300; i++)); do
-    curl -fs "http://127.0.0.1:$2/ready" >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "bench/services.sh: $1 not ready on port $2; its log:" >&2
-  tail -n 30 "$run_dir/log/$1.log" >&2
-  exit 1
-}
 say "starting user_service on :$user_port and template_service on :$template_port"
-start_service "$user_bin" "$user_port" users user_service.log
-start_service "$template_bin" "$template_port" templates template_service.log
-wait_ready user_service "$user_port"
-wait_ready template_service "$template_port"
+start_service user_service "$user_bin" "$user_port" users
+start_service template_service "$template_bin" "$template_port" templates
+wait_ready user_service "http://127.0.0.1:$user_port"
+wait_ready template_service "http://127.0.0.1:$template_port"
 
 api() {  # method url [body] -> body on stdout; fails on non-2xx
   local out status data=()
