@@ -44,6 +44,16 @@ const std::string& claim_insert_sql() {
   return sql;
 }
 
+// Every multi-row write locks its rows in notification_id order before changing them
+// (ORDER BY runs below FOR UPDATE, so the locks are taken in that order). Without it a
+// status batch and a confirm batch over the same rows, on two connections, could each
+// hold a row the other needs: a deadlock PostgreSQL breaks after deadlock_timeout by
+// failing one of them. Follows a CTE `x` of the batch's notification_ids.
+constexpr std::string_view kLockInOrder =
+    "locked AS (SELECT notification_id FROM notifications "
+    "WHERE notification_id IN (SELECT notification_id FROM x) "
+    "ORDER BY notification_id FOR UPDATE) ";
+
 const std::string& claim_lookup_sql() {
   static const std::string sql =
       "SELECT n.api_key_id, n.request_id, "
@@ -59,13 +69,15 @@ const std::string& takeover_sql() {
   // The age is checked again under the row lock: of two gateways taking over at once, the
   // second finds a fresh created_at and takes nothing.
   static const std::string sql =
+      "WITH x AS MATERIALIZED (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r("
+      "notification_id uuid, fingerprint text, user_id uuid, notification_type text, "
+      "template_code text, priority smallint, metadata jsonb)), " +
+      std::string(kLockInOrder) +
       "UPDATE notifications AS n SET fingerprint = x.fingerprint, user_id = x.user_id, "
       "notification_type = x.notification_type, template_code = x.template_code, "
       "priority = x.priority, metadata = coalesce(x.metadata, '{}'), "
       "created_at = clock_timestamp(), updated_at = clock_timestamp() "
-      "FROM jsonb_to_recordset($1::jsonb) AS x(notification_id uuid, fingerprint text, "
-      "user_id uuid, notification_type text, template_code text, priority smallint, "
-      "metadata jsonb) "
+      "FROM x JOIN locked USING (notification_id) "
       "WHERE n.notification_id = x.notification_id AND n.status = 'pending' "
       "AND clock_timestamp() - n.created_at >= $2::bigint * interval '1 millisecond' "
       "RETURNING n.notification_id::text";
@@ -76,9 +88,12 @@ const std::string& confirm_sql() {
   // A worker's event may have moved the row out of pending before the confirm is written
   // (kShouldApplySql lets events apply to pending rows): then nothing is left to confirm.
   static const std::string sql =
+      "WITH x AS MATERIALIZED (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r("
+      "notification_id uuid, status text, reason text)), " +
+      std::string(kLockInOrder) +
       "UPDATE notifications AS n SET status = x.status, reason = nullif(x.reason, ''), "
       "updated_at = clock_timestamp() "
-      "FROM jsonb_to_recordset($1::jsonb) AS x(notification_id uuid, status text, reason text) "
+      "FROM x JOIN locked USING (notification_id) "
       "WHERE n.notification_id = x.notification_id AND n.status = 'pending' "
       "RETURNING n.notification_id::text";
   return sql;
@@ -86,9 +101,12 @@ const std::string& confirm_sql() {
 
 const std::string& release_sql() {
   static const std::string sql =
-      "DELETE FROM notifications WHERE notification_id IN "
-      "(SELECT value::uuid FROM jsonb_array_elements_text($1::jsonb)) AND status = 'pending' "
-      "RETURNING notification_id::text";
+      "WITH x AS MATERIALIZED (SELECT value::uuid AS notification_id "
+      "FROM jsonb_array_elements_text($1::jsonb)), " +
+      std::string(kLockInOrder) +
+      "DELETE FROM notifications AS n USING locked "
+      "WHERE n.notification_id = locked.notification_id AND n.status = 'pending' "
+      "RETURNING n.notification_id::text";
   return sql;
 }
 
@@ -106,11 +124,13 @@ const std::string& status_sql() {
   static const std::string sql = [] {
     std::string predicate = replace_all(std::string(kShouldApplySql), "$2::text", "x.ev_status");
     predicate = replace_all(std::move(predicate), "$3::integer", "x.ev_attempt");
-    return "UPDATE notifications SET status = x.ev_status, attempts = x.ev_attempt, "
+    return "WITH x AS MATERIALIZED (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r("
+           "notification_id uuid, ev_status text, ev_attempt integer, ev_error text)), " +
+           std::string(kLockInOrder) +
+           "UPDATE notifications SET status = x.ev_status, attempts = x.ev_attempt, "
            "last_error = coalesce(nullif(x.ev_error, ''), notifications.last_error), "
            "updated_at = clock_timestamp() "
-           "FROM jsonb_to_recordset($1::jsonb) AS x(notification_id uuid, ev_status text, "
-           "ev_attempt integer, ev_error text) "
+           "FROM x JOIN locked USING (notification_id) "
            "WHERE notifications.notification_id = x.notification_id AND (" +
            predicate + ") RETURNING notifications.notification_id::text";
   }();

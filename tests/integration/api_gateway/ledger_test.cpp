@@ -384,11 +384,15 @@ TEST_CASE("ledger: status events out of order never move a notification backward
 
 TEST_CASE("ledger: an error folded away with its event still becomes last_error",
           "[api_gateway][ledger][pg]") {
-  Fixture f;
+  // One writer: the two events share a batch, where processing(2) wins the fold, or are
+  // applied in the order given, where processing's empty error keeps retrying's. With two
+  // writers they could run at once, and processing could land first and make retrying
+  // stale, error and all.
+  gw::LedgerSettings one_writer;
+  one_writer.writers = 1;
+  Fixture f(one_writer);
   REQUIRE(f.claim(notification(1, "e-1")).outcome == Outcome::claimed);
   REQUIRE(f.confirm(uuid(1), gw::Status::queued));
-  // Queued together so that they usually share a batch, where processing(2) wins the
-  // fold; one by one, retrying's error would have been kept by processing's empty one.
   std::vector<std::future<gw::LedgerResult<bool>>> results;
   for (const auto& [status, attempt, error] :
        std::vector<std::tuple<gw::Status, std::uint32_t, std::string>>{
@@ -482,4 +486,52 @@ TEST_CASE("ledger: PostgreSQL unreachable fails every queued write as a value",
   const auto result = future.get();
   REQUIRE_FALSE(result.ok());
   CHECK_THROWS_AS(std::rethrow_exception(result.error), notifs::storage::StorageUnavailable);
+}
+
+TEST_CASE("ledger: confirm and status batches over the same rows in opposite orders never deadlock",
+          "[api_gateway][ledger][pg]") {
+  // Two writers run batches on two connections at once; the confirms go in ascending id
+  // order and the worker events in descending order, the crossing that deadlocked before
+  // every write took its row locks in notification_id order.
+  gw::LedgerSettings settings;
+  settings.writers = 2;
+  settings.max_batch = 50;
+  Fixture f(settings);
+  constexpr unsigned kRows = 400;
+  for (unsigned i = 1; i <= kRows; ++i) {
+    REQUIRE(f.claim(notification(i, "order-" + std::to_string(i))).outcome == Outcome::claimed);
+  }
+
+  std::atomic<unsigned> answered{0};
+  std::atomic<unsigned> failed{0};
+  std::promise<void> all_answered;
+  const auto count = [&](const gw::LedgerResult<bool>& result) {
+    if (!result.ok()) {
+      failed.fetch_add(1);
+    }
+    if (answered.fetch_add(1) + 1 == 2 * kRows) {
+      all_answered.set_value();
+    }
+  };
+  std::thread confirms([&] {
+    for (unsigned i = 1; i <= kRows; ++i) {
+      f.ledger->confirm(uuid(i), gw::Status::queued, "", count);
+    }
+  });
+  std::thread events([&] {
+    for (unsigned i = kRows; i >= 1; --i) {
+      gw::StatusEvent event{uuid(i), gw::Status::processing, 1, "", std::chrono::system_clock::now()};
+      f.ledger->apply_status(event, count);
+    }
+  });
+  confirms.join();
+  events.join();
+  REQUIRE(all_answered.get_future().wait_for(kWait) == std::future_status::ready);
+  CHECK(failed.load() == 0);
+  // Whichever came first, every row has left pending.
+  for (unsigned i = 1; i <= kRows; i += 37) {
+    const auto record = f.ledger->find(uuid(i));
+    REQUIRE(record);
+    CHECK((record->status == gw::Status::queued || record->status == gw::Status::processing));
+  }
 }
