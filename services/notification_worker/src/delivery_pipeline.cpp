@@ -1,5 +1,6 @@
 #include "delivery_pipeline.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -52,7 +53,8 @@ amqp::DeliveryHandler DeliveryPipeline::handler() {
 void DeliveryPipeline::handle(amqp::Delivery delivery, amqp::Completion done) {
   auto attempt = std::make_shared<Attempt>();
   attempt->done = std::move(done);
-  attempt->number = delivery.attempt();
+  // A forged x-attempt beyond what a status event may carry would make the report throw.
+  attempt->number = std::min(delivery.attempt(), contract::kMaxAttempt);
   try {
     attempt->job = contract::decode_notification_job(delivery.body);
   } catch (const contract::JobFormatError& error) {
