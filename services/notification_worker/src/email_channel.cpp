@@ -1,5 +1,8 @@
 #include "email_channel.hpp"
 
+#include <algorithm>
+#include <atomic>
+#include <memory>
 #include <stdexcept>
 #include <utility>
 
@@ -12,14 +15,27 @@ EmailChannel::EmailChannel(EmailChannelSettings settings, const messaging::commo
   }
   std::vector<ProviderChain<SmtpEnvelope, ChannelResult>::Provider> chain;
   for (auto& provider : settings.providers) {
-    auto sender = std::make_unique<SmtpSender>(std::move(provider));
-    SmtpSender* raw = sender.get();
-    chain.push_back({raw->name(), [raw](const SmtpEnvelope& envelope, auto callback) {
-                       raw->send(envelope, [raw, callback = std::move(callback)](SendResult result) {
-                         callback(ChannelResult{std::move(result), raw->name()});
+    // The provider's connections are split over its lanes, at least one each.
+    const auto lanes = std::max<std::size_t>(
+        1, std::min(settings.lanes_per_provider, provider.max_connections));
+    std::vector<SmtpSender*> lane_senders;
+    for (std::size_t i = 0; i < lanes; ++i) {
+      SmtpSettings lane = provider;
+      lane.max_connections = provider.max_connections / lanes +
+                             (i < provider.max_connections % lanes ? 1 : 0);
+      lane.max_queued = std::max<std::size_t>(1, provider.max_queued / lanes);
+      senders_.push_back(std::make_unique<SmtpSender>(std::move(lane)));
+      lane_senders.push_back(senders_.back().get());
+    }
+    auto next = std::make_shared<std::atomic<std::size_t>>(0);
+    const std::string name = lane_senders.front()->name();
+    chain.push_back({name, [lane_senders, next, name](const SmtpEnvelope& envelope, auto callback) {
+                       SmtpSender* lane = lane_senders[next->fetch_add(1, std::memory_order_relaxed) %
+                                                       lane_senders.size()];
+                       lane->send(envelope, [name, callback = std::move(callback)](SendResult result) {
+                         callback(ChannelResult{std::move(result), name});
                        });
                      }});
-    senders_.push_back(std::move(sender));
   }
   chain_ = std::make_unique<ProviderChain<SmtpEnvelope, ChannelResult>>(std::move(chain),
                                                                         settings.breaker, clock);

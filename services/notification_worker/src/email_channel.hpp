@@ -1,6 +1,8 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +18,11 @@ struct EmailChannelSettings {
   std::vector<SmtpSettings> providers;  // SMTP_URL, in order of preference; at least one
   std::string from;                     // SMTP_FROM: "Name <addr>" or "addr"
   messaging::resilience::CircuitBreakerSettings breaker{};
+  // SmtpSenders (each a thread with its own libcurl multi handle) per provider, sharing
+  // the provider's max_connections. libcurl 7.88's multi interface waits for the reply
+  // to the final "." in a blocking call, so one sender has one message's final reply in
+  // flight at a time however many connections it holds; lanes run that wait in parallel.
+  std::size_t lanes_per_provider = 4;
 };
 
 // Email: builds the RFC 5322 message from the rendered template and sends it through the
@@ -37,7 +44,7 @@ class EmailChannel final : public ChannelSender {
 
  private:
   Mailbox from_;
-  std::vector<std::unique_ptr<SmtpSender>> senders_;
+  std::vector<std::unique_ptr<SmtpSender>> senders_;  // every lane of every provider
   std::unique_ptr<ProviderChain<SmtpEnvelope, ChannelResult>> chain_;
 };
 

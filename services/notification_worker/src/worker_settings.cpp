@@ -51,7 +51,9 @@ void read_email(runtime::ConfigReader& config, WorkerSettings& settings) {
   settings.email.from = config.required_text("SMTP_FROM");
   SmtpSettings smtp;
   smtp.max_connections =
-      static_cast<std::size_t>(config.integer("SMTP_MAX_CONNECTIONS", 8, 1, 256));
+      static_cast<std::size_t>(config.integer("SMTP_MAX_CONNECTIONS", 16, 1, 256));
+  settings.email.lanes_per_provider =
+      static_cast<std::size_t>(config.integer("SMTP_SENDER_THREADS", 4, 1, 64));
   smtp.transfer_timeout = config.milliseconds("SMTP_TIMEOUT_MS", milliseconds(30000),
                                               milliseconds(100), milliseconds(600000));
   smtp.connect_timeout = std::min(smtp.connect_timeout, smtp.transfer_timeout);

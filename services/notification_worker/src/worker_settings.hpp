@@ -43,9 +43,10 @@ struct WorkerSettings {
 // RABBITMQ_QUEUE_TYPE, TEMPLATE_SERVICE_URL, USER_SERVICE_URL (push, optional),
 // UPSTREAM_TIMEOUT_MS, WORKER_CONCURRENCY, WORKER_STOP_TIMEOUT_MS, RENDER_CACHE_TTL_MS,
 // SEND_LEDGER_WRITERS; for email SMTP_URL (comma-separated, in order of preference),
-// SMTP_FROM, SMTP_MAX_CONNECTIONS, SMTP_TIMEOUT_MS, SMTP_REQUIRE_TLS, SMTP_VERIFY_TLS,
-// SMTP_CA_FILE; for push PUSH_PROVIDER_URL (comma-separated) and PUSH_PROVIDER_TOKEN; and
-// those of read_database_service_settings(). Problems are recorded on `config`.
+// SMTP_FROM, SMTP_MAX_CONNECTIONS, SMTP_SENDER_THREADS, SMTP_TIMEOUT_MS, SMTP_REQUIRE_TLS,
+// SMTP_VERIFY_TLS, SMTP_CA_FILE; for push PUSH_PROVIDER_URL (comma-separated) and
+// PUSH_PROVIDER_TOKEN; and those of read_database_service_settings(). Problems are
+// recorded on `config`.
 WorkerSettings read_worker_settings(runtime::ConfigReader& config);
 
 }  // namespace notifs::worker

@@ -220,7 +220,7 @@ TEST_CASE("contract job: a body that is not a JSON object names no field", "[con
   }
 }
 
-TEST_CASE("contract job: deep nesting is refused; what the gateway allows is not",
+TEST_CASE("contract job: deep nesting is refused, what the gateway allows is not",
           "[contract][job]") {
   // The gateway accepts 32 levels of variables (the object itself the first) and metadata.
   const auto accepted = contract::decode_notification_job(
