@@ -372,13 +372,13 @@ class ServiceClient::Impl::Call : public std::enable_shared_from_this<Call> {
     }
     boost::system::error_code ignored;
     exchange->connection->socket().set_option(tcp::no_delay(true), ignored);
-    auto* tls = exchange->connection->tls();
-    if (tls == nullptr) {
+    auto* stream = exchange->connection->tls();
+    if (stream == nullptr) {
       arm_timer(attempt_deadline_, Phase::exchanging);
       send(exchange);
       return;
     }
-    SSL* native = tls->native_handle();
+    SSL* native = stream->native_handle();
     bool configured = false;
     if (impl_.url.host_is_ip) {
       configured = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(native), impl_.url.host.c_str()) == 1;
@@ -394,8 +394,8 @@ class ServiceClient::Impl::Call : public std::enable_shared_from_this<Call> {
                    "TLS setup for " + impl_.url.host + " failed");
       return;
     }
-    tls->set_verify_mode(ssl::verify_peer);
-    tls->async_handshake(
+    stream->set_verify_mode(ssl::verify_peer);
+    stream->async_handshake(
         ssl::stream_base::client,
         on_strand([self = shared_from_this(), exchange](boost::system::error_code handshake_ec) {
           if (!self->current(exchange)) return;
@@ -415,8 +415,8 @@ class ServiceClient::Impl::Call : public std::enable_shared_from_this<Call> {
                                                                    std::size_t) {
       self->on_written(exchange, ec);
     });
-    if (auto* tls = exchange->connection->tls()) {
-      bhttp::async_write(*tls, plan_.request, std::move(handler));
+    if (auto* stream = exchange->connection->tls()) {
+      bhttp::async_write(*stream, plan_.request, std::move(handler));
     } else {
       bhttp::async_write(exchange->connection->socket(), plan_.request, std::move(handler));
     }
@@ -443,8 +443,8 @@ class ServiceClient::Impl::Call : public std::enable_shared_from_this<Call> {
       self->on_header(exchange, read_ec);
     });
     auto& buffer = exchange->connection->buffer();
-    if (auto* tls = exchange->connection->tls()) {
-      bhttp::async_read_header(*tls, buffer, *exchange->parser, std::move(handler));
+    if (auto* stream = exchange->connection->tls()) {
+      bhttp::async_read_header(*stream, buffer, *exchange->parser, std::move(handler));
     } else {
       bhttp::async_read_header(exchange->connection->socket(), buffer, *exchange->parser,
                                std::move(handler));
@@ -477,8 +477,8 @@ class ServiceClient::Impl::Call : public std::enable_shared_from_this<Call> {
       self->on_read(exchange, read_ec);
     });
     auto& buffer = exchange->connection->buffer();
-    if (auto* tls = exchange->connection->tls()) {
-      bhttp::async_read(*tls, buffer, *exchange->parser, std::move(handler));
+    if (auto* stream = exchange->connection->tls()) {
+      bhttp::async_read(*stream, buffer, *exchange->parser, std::move(handler));
     } else {
       bhttp::async_read(exchange->connection->socket(), buffer, *exchange->parser,
                         std::move(handler));
