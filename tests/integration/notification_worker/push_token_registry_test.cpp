@@ -123,8 +123,10 @@ TEST_CASE("worker push tokens: user_service stopped means not removed, without a
 
   const auto started = SteadyClock::now();
   CHECK_FALSE(remove_now(registry, "0f0e0d0c-0b0a-4908-8706-050403020100", "tok-1"));
-  // Connection refused: three quick attempts, well inside the 3 s deadline.
-  CHECK(SteadyClock::now() - started < 2500ms);
+  // Usually three refused connects at once; but on a busy machine another test's server
+  // may already listen on the freed port and never answer this request. Either way the
+  // call ends by its 3 s deadline: no hang.
+  CHECK(SteadyClock::now() - started < 5000ms);
 }
 
 TEST_CASE(
