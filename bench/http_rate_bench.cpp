@@ -13,6 +13,8 @@
 // fills them in. Prints the figures and one machine-readable "RESULT key=value ..." line.
 #include "detail/asio.hpp"
 
+#include "bench_args.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -20,7 +22,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -31,6 +32,8 @@
 #include <vector>
 
 namespace {
+
+namespace bench = notifs::bench;
 
 namespace asio = notifs::messaging::detail::asio;
 namespace beast = notifs::messaging::detail::beast;
@@ -61,49 +64,7 @@ struct Options {
   std::exit(2);
 }
 
-double positive(const std::string& flag, const std::string& value) {
-  try {
-    std::size_t used = 0;
-    const double parsed = std::stod(value, &used);
-    if (used != value.size() || !(parsed > 0) || !std::isfinite(parsed)) {
-      usage(flag + " must be a positive number, got " + value);
-    }
-    return parsed;
-  } catch (const std::logic_error&) {
-    usage(flag + " needs a number, got " + value);
-  }
-}
-
-void parse_url(Options& options, const std::string& url) {
-  const std::string scheme = "http://";
-  if (url.rfind(scheme, 0) != 0) usage("--url must start with http://");
-  const auto rest = url.substr(scheme.size());
-  const auto slash = rest.find('/');
-  const auto authority = rest.substr(0, slash);
-  options.target = slash == std::string::npos ? "/" : rest.substr(slash);
-  const auto colon = authority.rfind(':');
-  if (colon == std::string::npos) {
-    options.host = authority;
-    options.port = "80";
-  } else {
-    options.host = authority.substr(0, colon);
-    options.port = authority.substr(colon + 1);
-  }
-  if (options.host.empty() || options.port.empty()) usage("--url has no host or port: " + url);
-}
-
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) usage("cannot read " + path);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) lines.push_back(line);
-  }
-  if (lines.empty()) usage(path + " holds no lines");
-  return lines;
-}
-
-Options parse(int argc, char** argv) {
+Options parse_or_throw(int argc, char** argv) {
   Options options;
   bool have_url = false;
   for (int i = 1; i < argc; ++i) {
@@ -111,29 +72,28 @@ Options parse(int argc, char** argv) {
     if (i + 1 >= argc) usage(flag + " needs a value");
     const std::string value = argv[++i];
     if (flag == "--url") {
-      parse_url(options, value);
+      auto url = bench::parse_http_url(value);
+      options.host = std::move(url.host);
+      options.port = std::move(url.port);
+      options.target = std::move(url.target);
       have_url = true;
     } else if (flag == "--rate") {
-      options.rate = positive(flag, value);
+      options.rate = bench::positive_number(flag, value);
     } else if (flag == "--duration") {
-      options.duration_s = positive(flag, value);
+      options.duration_s = bench::positive_number(flag, value);
     } else if (flag == "--drain") {
-      options.drain_s = positive(flag, value);
+      options.drain_s = bench::positive_number(flag, value);
     } else if (flag == "--connections") {
-      options.connections = static_cast<std::size_t>(positive(flag, value));
+      options.connections = static_cast<std::size_t>(bench::positive_number(flag, value));
     } else if (flag == "--header") {
-      const auto colon = value.find(':');
-      if (colon == std::string::npos) usage("--header needs 'Name: value'");
-      auto field = value.substr(colon + 1);
-      field.erase(0, field.find_first_not_of(' '));
-      options.headers.emplace_back(value.substr(0, colon), field);
+      options.headers.push_back(bench::parse_header(value));
     } else if (flag == "--method") {
       options.method = bhttp::string_to_verb(value);
       if (options.method == bhttp::verb::unknown) usage("unknown method " + value);
     } else if (flag == "--body") {
       options.body = value;
     } else if (flag == "--users") {
-      options.users = read_lines(value);
+      options.users = bench::read_lines(value);
     } else if (flag == "--request-prefix") {
       options.request_prefix = value;
     } else {
@@ -148,9 +108,11 @@ Options parse(int argc, char** argv) {
   return options;
 }
 
-void replace_all(std::string& text, const std::string& what, const std::string& with) {
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size())) {
-    text.replace(at, what.size(), with);
+Options parse(int argc, char** argv) {
+  try {
+    return parse_or_throw(argc, argv);
+  } catch (const bench::UsageError& error) {
+    usage(error.what());
   }
 }
 
@@ -216,12 +178,7 @@ class Generator {
   double elapsed_s() const { return std::chrono::duration<double>(finished_ - start_).count(); }
 
   std::string fill_body(std::uint64_t index) const {
-    std::string body = options_.body;
-    if (!options_.users.empty()) {
-      replace_all(body, "{user_id}", options_.users[index % options_.users.size()]);
-    }
-    replace_all(body, "{request_id}", options_.request_prefix + "-" + std::to_string(index));
-    return body;
+    return bench::fill_body(options_.body, options_.users, options_.request_prefix, index);
   }
   const Options& options() const { return options_; }
 

@@ -21,6 +21,8 @@
 // arrived once, 1 otherwise, 2 on bad usage.
 #include "detail/asio.hpp"
 
+#include "bench_args.hpp"
+
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -47,6 +49,8 @@
 #include <vector>
 
 namespace {
+
+namespace bench = notifs::bench;
 
 namespace asio = notifs::messaging::detail::asio;
 namespace beast = notifs::messaging::detail::beast;
@@ -89,44 +93,7 @@ struct Options {
   std::exit(2);
 }
 
-double positive(const std::string& flag, const std::string& value) {
-  try {
-    std::size_t used = 0;
-    const double parsed = std::stod(value, &used);
-    if (used != value.size() || !(parsed > 0) || !std::isfinite(parsed)) {
-      usage(flag + " must be a positive number, got " + value);
-    }
-    return parsed;
-  } catch (const std::logic_error&) {
-    usage(flag + " needs a number, got " + value);
-  }
-}
-
-void parse_url(Options& options, const std::string& url) {
-  const std::string scheme = "http://";
-  if (url.rfind(scheme, 0) != 0) usage("--url must start with http://");
-  const auto rest = url.substr(scheme.size());
-  const auto slash = rest.find('/');
-  const auto authority = rest.substr(0, slash);
-  options.target = slash == std::string::npos ? "/" : rest.substr(slash);
-  const auto colon = authority.rfind(':');
-  options.host = authority.substr(0, colon);
-  options.port = colon == std::string::npos ? "80" : authority.substr(colon + 1);
-  if (options.host.empty() || options.port.empty()) usage("--url has no host or port: " + url);
-}
-
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) usage("cannot read " + path);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) lines.push_back(line);
-  }
-  if (lines.empty()) usage(path + " holds no lines");
-  return lines;
-}
-
-Options parse(int argc, char** argv) {
+Options parse_or_throw(int argc, char** argv) {
   Options options;
   bool have_url = false;
   for (int i = 1; i < argc; ++i) {
@@ -138,26 +105,25 @@ Options parse(int argc, char** argv) {
     if (i + 1 >= argc) usage(flag + " needs a value");
     const std::string value = argv[++i];
     if (flag == "--url") {
-      parse_url(options, value);
+      auto url = bench::parse_http_url(value);
+      options.host = std::move(url.host);
+      options.port = std::move(url.port);
+      options.target = std::move(url.target);
       have_url = true;
     } else if (flag == "--sink") {
       options.sink = value;
     } else if (flag == "--count") {
-      options.count = static_cast<std::size_t>(positive(flag, value));
+      options.count = static_cast<std::size_t>(bench::positive_number(flag, value));
     } else if (flag == "--connections") {
-      options.connections = static_cast<std::size_t>(positive(flag, value));
+      options.connections = static_cast<std::size_t>(bench::positive_number(flag, value));
     } else if (flag == "--wait") {
-      options.wait_s = positive(flag, value);
+      options.wait_s = bench::positive_number(flag, value);
     } else if (flag == "--header") {
-      const auto colon = value.find(':');
-      if (colon == std::string::npos) usage("--header needs 'Name: value'");
-      auto field = value.substr(colon + 1);
-      field.erase(0, field.find_first_not_of(' '));
-      options.headers.emplace_back(value.substr(0, colon), field);
+      options.headers.push_back(bench::parse_header(value));
     } else if (flag == "--body") {
       options.body = value;
     } else if (flag == "--users") {
-      options.users = read_lines(value);
+      options.users = bench::read_lines(value);
     } else if (flag == "--request-prefix") {
       options.request_prefix = value;
     } else if (flag == "--ids-out") {
@@ -165,7 +131,7 @@ Options parse(int argc, char** argv) {
     } else if (flag == "--ids-in") {
       options.ids_in = value;
     } else if (flag == "--since") {
-      options.since = static_cast<std::int64_t>(positive(flag, value));
+      options.since = static_cast<std::int64_t>(bench::positive_number(flag, value));
     } else {
       usage("unknown option " + flag);
     }
@@ -185,9 +151,11 @@ Options parse(int argc, char** argv) {
   return options;
 }
 
-void replace_all(std::string& text, const std::string& what, const std::string& with) {
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size())) {
-    text.replace(at, what.size(), with);
+Options parse(int argc, char** argv) {
+  try {
+    return parse_or_throw(argc, argv);
+  } catch (const bench::UsageError& error) {
+    usage(error.what());
   }
 }
 
@@ -255,12 +223,7 @@ class Poster {
     return next_++;
   }
   std::string body_of(std::size_t index) const {
-    std::string body = options_.body;
-    if (!options_.users.empty()) {
-      replace_all(body, "{user_id}", options_.users[index % options_.users.size()]);
-    }
-    replace_all(body, "{request_id}", options_.request_prefix + "-" + std::to_string(index));
-    return body;
+    return bench::fill_body(options_.body, options_.users, options_.request_prefix, index);
   }
   const Options& options() const { return options_; }
   const tcp::resolver::results_type& endpoints() const { return endpoints_; }

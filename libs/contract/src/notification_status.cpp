@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "notifs/contract/timestamp.hpp"
+#include "notifs/messaging/common/json_depth.hpp"
 #include "notifs/messaging/common/request_id.hpp"
 
 namespace notifs::contract {
@@ -43,38 +44,6 @@ int rank(Status status) {
       break;
   }
   return 3;  // terminal statuses never reach the comparison
-}
-
-std::size_t nesting_depth(std::string_view text, std::size_t limit) {
-  std::size_t depth = 0;
-  std::size_t deepest = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (const char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > deepest) {
-        deepest = depth;
-      }
-      if (deepest > limit) {
-        return deepest;
-      }
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return deepest;
 }
 
 std::string lower_ascii(std::string text) {
@@ -260,7 +229,7 @@ std::string encode_status_event(const StatusEvent& event) {
 }
 
 StatusEvent decode_status_event(std::string_view body) {
-  if (nesting_depth(body, kMaxBodyDepth) > kMaxBodyDepth) {
+  if (messaging::common::json_nesting_depth(body, kMaxBodyDepth) > kMaxBodyDepth) {
     refuse("", "is nested deeper than " + std::to_string(kMaxBodyDepth) + " levels");
   }
   json document = json::parse(body, nullptr, /*allow_exceptions=*/false);

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "notifs/messaging/common/logging.hpp"
+#include "notifs/messaging/http/percent_encoding.hpp"
 
 namespace notifs::api_gateway {
 
@@ -128,23 +129,6 @@ std::optional<TemplateSnapshot> parse_template(std::string_view body, std::strin
   }
   snapshot.version = version->get<int>();
   return snapshot;
-}
-
-std::string percent_encode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(c);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[byte >> 4]);
-      out.push_back(kHex[byte & 0x0F]);
-    }
-  }
-  return out;
 }
 
 }  // namespace detail
@@ -360,7 +344,7 @@ Directory::~Directory() {
 }
 
 void Directory::find_user(std::string id, std::string request_id, Callback<UserLookup> callback) {
-  auto target = "/api/v1/users/" + detail::percent_encode(id);
+  auto target = "/api/v1/users/" + http::percent_encode(id);
   const auto parse = [id](std::string_view body, std::string& error) {
     auto user = detail::parse_user(body, error);
     // An answer about another user must never be cached under this id.
@@ -377,9 +361,9 @@ void Directory::find_user(std::string id, std::string request_id, Callback<UserL
 
 void Directory::find_template(std::string code, std::string locale, std::string request_id,
                               Callback<TemplateLookup> callback) {
-  auto target = "/api/v1/templates/" + detail::percent_encode(code);
+  auto target = "/api/v1/templates/" + http::percent_encode(code);
   if (!locale.empty()) {
-    target += "?locale=" + detail::percent_encode(locale);
+    target += "?locale=" + http::percent_encode(locale);
   }
   // The target names code and locale unambiguously (both are encoded), so it is the key.
   std::string key = target;

@@ -95,9 +95,6 @@ namespace detail {
 // the shape the contract promises. Exposed for unit tests.
 std::optional<UserSnapshot> parse_user(std::string_view body, std::string& error);
 std::optional<TemplateSnapshot> parse_template(std::string_view body, std::string& error);
-// Percent-encodes everything but RFC 3986 unreserved characters (for a path segment or a
-// query value).
-std::string percent_encode(std::string_view text);
 
 }  // namespace detail
 

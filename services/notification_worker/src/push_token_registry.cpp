@@ -1,6 +1,5 @@
 #include "push_token_registry.hpp"
 
-#include <cctype>
 #include <exception>
 #include <memory>
 #include <string_view>
@@ -9,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "notifs/messaging/common/logging.hpp"
+#include "notifs/messaging/http/percent_encoding.hpp"
 
 namespace notifs::worker {
 
@@ -19,26 +19,6 @@ namespace {
 constexpr std::size_t kTokenPrefixChars = 8;
 
 auto log() { return messaging::common::logger("notification_worker"); }
-
-// Every byte but RFC 3986's unreserved characters is escaped: FCM tokens hold ':' and may
-// hold '/', '+', '%' or anything else user_service accepted, and each must reach it as one
-// path segment (its router decodes a segment after splitting the path).
-std::string percent_encode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(c);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[byte >> 4]);
-      out.push_back(kHex[byte & 0x0F]);
-    }
-  }
-  return out;
-}
 
 // A device token is a credential to reach someone's phone: logs get its first characters
 // only, and nothing that could break a log line.
@@ -91,10 +71,10 @@ PushTokenRegistry::PushTokenRegistry(http::ServiceClient& users) : users_(users)
 void PushTokenRegistry::remove(const std::string& user_id, const std::string& token, Done done) {
   // Both go into the path encoded, and the user id into logs in that form too (a UUID reads
   // the same), so no input can forge a log line.
-  auto user = percent_encode(user_id);
+  auto user = http::percent_encode(user_id);
   http::ClientRequest request;
   request.method = http::Method::delete_;
-  request.target = "/api/v1/users/" + user + "/push_tokens/" + percent_encode(token);
+  request.target = "/api/v1/users/" + user + "/push_tokens/" + http::percent_encode(token);
   // Shared with the error path below: async_call takes the callback before it can throw.
   auto reply = std::make_shared<Done>(std::move(done));
   auto finish = [upstream = users_.settings().name, user, prefix = token_prefix(token),

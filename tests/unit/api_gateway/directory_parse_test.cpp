@@ -88,11 +88,4 @@ TEST_CASE("directory parse reads templates and refuses bad versions", "[director
   }
 }
 
-TEST_CASE("directory percent-encodes path segments", "[directory]") {
-  CHECK(gw::detail::percent_encode("abc-DEF_1.2~") == "abc-DEF_1.2~");
-  CHECK(gw::detail::percent_encode("a/b?c=d e") == "a%2Fb%3Fc%3Dd%20e");
-  CHECK(gw::detail::percent_encode("\xC3\xA9") == "%C3%A9");
-  CHECK(gw::detail::percent_encode("").empty());
-}
-
 }  // namespace

@@ -1,5 +1,7 @@
 #include "notifs/messaging/http/envelope.hpp"
 
+#include "notifs/messaging/common/json_depth.hpp"
+
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -12,47 +14,6 @@ namespace {
 // a 64 KiB body of '[' would be 65536 frames deep. Real payloads are a few levels deep.
 constexpr std::size_t kMaxJsonDepth = 64;
 
-// Depth of the deepest array/object, ignoring brackets inside strings. Stops early once
-// the limit is crossed; malformed input is left for the real parser to report.
-std::size_t nesting_depth(std::string_view text, std::size_t limit) {
-  std::size_t depth = 0;
-  std::size_t deepest = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        in_string = true;
-        break;
-      case '[':
-      case '{':
-        deepest = std::max(deepest, ++depth);
-        if (deepest > limit) {
-          return deepest;
-        }
-        break;
-      case ']':
-      case '}':
-        if (depth > 0) {
-          --depth;
-        }
-        break;
-      default:
-        break;
-    }
-  }
-  return deepest;
-}
 
 // Bodies echo client input (field names, values); invalid UTF-8 must not turn an error
 // answer into an exception, so it is replaced rather than thrown on.
@@ -204,7 +165,7 @@ nlohmann::json parse_json_object(const Request& request) {
   if (request.body.empty()) {
     throw HttpError(400, "invalid_json", "request body is empty; a JSON object is required");
   }
-  if (nesting_depth(request.body, kMaxJsonDepth) > kMaxJsonDepth) {
+  if (common::json_nesting_depth(request.body, kMaxJsonDepth) > kMaxJsonDepth) {
     throw HttpError(400, "invalid_json",
                     "request body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   }
