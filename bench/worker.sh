@@ -219,6 +219,24 @@ cpu_report() {  # before after seconds emails
     printf("    %-14s %.2f cores  %4.0f ms/1k emails", "total", total / s, (n > 0) ? total * 1e6 / n : 0)
   }'
 }
+# Commits and rows written (inserted + updated + deleted) so far in the gateway's and the
+# worker's databases: what each email costs PostgreSQL, in counts that the neighbours' load
+# does not move.
+db_writes() {
+  "${psql[@]}" -d postgres -F ' ' -c "
+    SELECT d.datname, d.xact_commit, d.tup_inserted + d.tup_updated + d.tup_deleted
+    FROM pg_stat_database d WHERE d.datname IN ('gateway', 'worker') ORDER BY d.datname" |
+    tr '\n' ' '
+}
+db_report() {  # before after emails
+  awk -v b="$1" -v a="$2" -v n="$3" 'BEGIN {
+    split(b, x, " "); split(a, y, " ")
+    for (i = 1; i <= length(y); i += 3) {
+      printf("%s%s %.2f commits, %.2f rows written", (i > 1) ? "; " : "", y[i],
+             (y[i + 1] - x[i + 1]) / n, (y[i + 2] - x[i + 2]) / n)
+    }
+  }'
+}
 seconds_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 worker_memory() {  # the worker's VmHWM, VmRSS and threads, one line
   awk '$1 == "VmHWM:" { h = $2 } $1 == "VmRSS:" { r = $2 } $1 == "Threads:" { t = $2 }
@@ -236,6 +254,7 @@ worker_timing() {  # from the worker's /metrics
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "1. end to end: $count notifications over $connections connections, then waiting for the sink"
 cpu_before=$(cpu_snapshot)
+db_before=$(db_writes)
 started=$(date +%s.%N)
 e2e_rc=0
 "$e2e_bench" "${post_args[@]}" --count "$count" --connections "$connections" \
@@ -258,6 +277,7 @@ e2e_cpu=$(cpu_report "$cpu_before" "$cpu_after" "$(seconds_between "$started" "$
 e2e_window=$(seconds_between "$started" "$ended")
 sleep 1  # the last acks and status events
 e2e_results=$(worker_results)
+e2e_db=$(db_report "$db_before" "$(db_writes)" "${received:-1}")
 e2e_memory=$(worker_memory)
 e2e_timing=$(worker_timing)
 e2e_queues=$(queue_counts)
@@ -342,6 +362,7 @@ echo "1. end to end (the bar):"
 sed 's/^/  /' "$run_dir/log/e2e.txt"
 echo "  CPU from the first POST to the last receipt (${e2e_window} s, $received emails):"
 echo "$e2e_cpu"
+echo "  PostgreSQL per email (incl. the status events of the last second): $e2e_db"
 echo "  worker: $e2e_memory; $e2e_timing"
 echo "  worker messages_total: $e2e_results"
 echo "  queues holding messages after it: $e2e_queues"

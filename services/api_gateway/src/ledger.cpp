@@ -44,24 +44,35 @@ const std::string& claim_insert_sql() {
   return sql;
 }
 
-// Every multi-row write locks its rows in notification_id order before changing them
-// (ORDER BY runs below FOR UPDATE, so the locks are taken in that order). Without it a
-// status batch and a confirm batch over the same rows, on two connections, could each
-// hold a row the other needs: a deadlock PostgreSQL breaks after deadlock_timeout by
-// failing one of them. Follows a CTE `x` of the batch's notification_ids.
+// Every multi-row write locks its rows in notification_id order before changing them.
+// Without it a status batch and a confirm batch over the same rows, on two connections,
+// could each hold a row the other needs: a deadlock PostgreSQL breaks after
+// deadlock_timeout by failing one of them.
+// The plan is spelled out, because the planner's own choice goes wrong: it takes the
+// batch (a recordset it guesses at 100 rows) as too big for index probes on a table of
+// some thousands of rows, and then scanned the whole table, twice, for every batch. Here
+// the batch, sorted, drives a LATERAL probe of the primary key per row (its locking clause
+// keeps the planner from flattening it into a join of its own choosing), which locks the
+// rows in that order; the write then finds each row by the ctid it locked (a TID scan),
+// valid while the lock is held. Follows a CTE `x` of the batch; `locked` is x's rows
+// whose notification exists, with its row_ctid.
 constexpr std::string_view kLockInOrder =
-    "locked AS (SELECT notification_id FROM notifications "
-    "WHERE notification_id IN (SELECT notification_id FROM x) "
-    "ORDER BY notification_id FOR UPDATE) ";
+    "locked AS MATERIALIZED (SELECT b.*, l.row_ctid "
+    "FROM (SELECT * FROM x ORDER BY notification_id) b CROSS JOIN LATERAL "
+    "(SELECT t.ctid AS row_ctid FROM notifications t "
+    "WHERE t.notification_id = b.notification_id FOR UPDATE) l) ";
 
 const std::string& claim_lookup_sql() {
   static const std::string sql =
       "SELECT n.api_key_id, n.request_id, "
       "clock_timestamp() - n.created_at < $2::bigint * interval '1 millisecond', " +
       record_columns("n") +
-      " FROM notifications n JOIN (SELECT DISTINCT * FROM jsonb_to_recordset($1::jsonb) "
-      "AS k(api_key_id text, request_id text)) k "
-      "ON n.api_key_id = k.api_key_id AND n.request_id = k.request_id";
+      " FROM (SELECT DISTINCT * FROM jsonb_to_recordset($1::jsonb) "
+      "AS k(api_key_id text, request_id text)) k CROSS JOIN LATERAL "
+      // One probe of the idempotency key per request; LIMIT keeps the planner from turning
+      // it into a scan of the table (see kLockInOrder). The key is unique anyway.
+      "(SELECT * FROM notifications n "
+      "WHERE n.api_key_id = k.api_key_id AND n.request_id = k.request_id LIMIT 1) n";
   return sql;
 }
 
@@ -77,8 +88,7 @@ const std::string& takeover_sql() {
       "notification_type = x.notification_type, template_code = x.template_code, "
       "priority = x.priority, metadata = coalesce(x.metadata, '{}'), "
       "created_at = clock_timestamp(), updated_at = clock_timestamp() "
-      "FROM x JOIN locked USING (notification_id) "
-      "WHERE n.notification_id = x.notification_id AND n.status = 'pending' "
+      "FROM locked x WHERE n.ctid = x.row_ctid AND n.status = 'pending' "
       "AND clock_timestamp() - n.created_at >= $2::bigint * interval '1 millisecond' "
       "RETURNING n.notification_id::text";
   return sql;
@@ -93,8 +103,7 @@ const std::string& confirm_sql() {
       std::string(kLockInOrder) +
       "UPDATE notifications AS n SET status = x.status, reason = nullif(x.reason, ''), "
       "updated_at = clock_timestamp() "
-      "FROM x JOIN locked USING (notification_id) "
-      "WHERE n.notification_id = x.notification_id AND n.status = 'pending' "
+      "FROM locked x WHERE n.ctid = x.row_ctid AND n.status = 'pending' "
       "RETURNING n.notification_id::text";
   return sql;
 }
@@ -105,7 +114,7 @@ const std::string& release_sql() {
       "FROM jsonb_array_elements_text($1::jsonb)), " +
       std::string(kLockInOrder) +
       "DELETE FROM notifications AS n USING locked "
-      "WHERE n.notification_id = locked.notification_id AND n.status = 'pending' "
+      "WHERE n.ctid = locked.row_ctid AND n.status = 'pending' "
       "RETURNING n.notification_id::text";
   return sql;
 }
@@ -130,8 +139,7 @@ const std::string& status_sql() {
            "UPDATE notifications SET status = x.ev_status, attempts = x.ev_attempt, "
            "last_error = coalesce(nullif(x.ev_error, ''), notifications.last_error), "
            "updated_at = clock_timestamp() "
-           "FROM x JOIN locked USING (notification_id) "
-           "WHERE notifications.notification_id = x.notification_id AND (" +
+           "FROM locked x WHERE notifications.ctid = x.row_ctid AND (" +
            predicate + ") RETURNING notifications.notification_id::text";
   }();
   return sql;

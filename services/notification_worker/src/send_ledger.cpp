@@ -32,8 +32,13 @@ constexpr std::size_t kProviderLimit = 200;
 // Each statement is its own transaction (no BEGIN/COMMIT round trips). Running one twice,
 // as the pool does after a connection broke, changes nothing: the read reads, and the
 // insert skips rows that are already there.
+// One primary key probe per id: for `notification_id = ANY($1)` the planner scans the
+// whole table whenever it guesses that cheaper (a batch of some dozens against a table of
+// some thousands), and the LATERAL subquery's LIMIT keeps it from flattening this into a
+// join it could plan the same way.
 constexpr const char* kLookupSql =
-    "SELECT notification_id::text FROM sent_notifications WHERE notification_id = ANY($1::uuid[])";
+    "SELECT s.notification_id::text FROM unnest($1::uuid[]) AS x(id) CROSS JOIN LATERAL "
+    "(SELECT notification_id FROM sent_notifications WHERE notification_id = x.id LIMIT 1) s";
 // Duplicate ids inside one batch are fine: DO NOTHING skips the second like any conflict.
 constexpr const char* kRecordSql =
     "INSERT INTO sent_notifications (notification_id, channel, provider, detail, attempt) "
