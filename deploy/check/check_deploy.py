@@ -2,7 +2,8 @@
 """The checks behind scripts/check-deploy, one subcommand each:
 
   compose-env ROOT                docker-compose.yml's ${VAR:-default}s against .env.example,
-                                  health checks and depends_on conditions
+                                  health checks, depends_on conditions, each service's own
+                                  PostgreSQL role and RabbitMQ user
   dockerfile ROOT                 the Dockerfile's stages, COPY sources, USER, entrypoints
   manifests ROOT NAME FILE [NS]   a rendered kustomization (kubectl kustomize output)
 
@@ -122,22 +123,93 @@ def check_compose_env(root):
                 problems.add(f"service {name} depends on {dependency} without service_healthy")
             elif not services[dependency].get("healthcheck"):
                 problems.add(f"service {name} waits for {dependency}, which has no healthcheck")
-    # Each service's database must be one that docker/postgres/create-databases.sh makes.
-    created = set(filter(None, env.get("NOTIFS_DATABASES", "").replace(",", " ").split()))
-    for name, service in services.items():
-        environment = service.get("environment") or {}
-        if isinstance(environment, list):
-            environment = dict(item.split("=", 1) for item in environment if "=" in item)
-        url = str(environment.get("DATABASE_URL", ""))
-        if url:
-            database = url.rsplit("/", 1)[-1].split("?")[0]
-            if database not in created:
-                problems.add(
-                    f"service {name} uses database {database}, which is not in NOTIFS_DATABASES"
-                )
+    check_compose_credentials(problems, services)
     if "name" in compose:
         problems.add("top-level name: is not accepted by docker-compose v1")
     return problems.done(f"{len(services)} services, {len(env)} settings")
+
+
+def service_environment(service):
+    environment = service.get("environment") or {}
+    if isinstance(environment, list):
+        environment = dict(item.split("=", 1) for item in environment if "=" in item)
+    return {str(k): str(v) for k, v in environment.items()}
+
+
+URL_CREDENTIALS = re.compile(r"^(?P<scheme>[a-z]+)://(?P<user>[^:@/]+):(?P<password>[^@]+)@[^/]+/(?P<path>[^?]*)")
+
+
+def check_compose_credentials(problems, services):
+    """Least privilege: each built service logs in to PostgreSQL with the role of its own
+    database (docker/postgres/create-databases.sh makes the database:role pairs of the
+    postgres service's NOTIFS_DATABASES) and to RabbitMQ with a user of its own
+    (docker/rabbitmq/definitions.sh makes the NOTIFS_RABBITMQ_*_USER users), never with an
+    administrator's account, and with the same password the server side sets."""
+    postgres = service_environment(services.get("postgres") or {})
+    pairs = {}
+    for pair in filter(None, postgres.get("NOTIFS_DATABASES", "").replace(",", " ").split()):
+        database, _, role = pair.partition(":")
+        if not role:
+            problems.add(f"postgres: NOTIFS_DATABASES entry {pair!r} is not database:role")
+            continue
+        pairs[database] = role
+        if f"NOTIFS_PASSWORD_{role}" not in postgres:
+            problems.add(f"postgres: no NOTIFS_PASSWORD_{role} for role {role}")
+    rabbit = service_environment(services.get("rabbitmq") or {})
+    rabbit_users = {}  # user name -> password expression
+    for name, value in rabbit.items():
+        match = re.match(r"NOTIFS_RABBITMQ_(\w+)_USER$", name)
+        if match and match.group(1) != "ADMIN":
+            rabbit_users[value] = rabbit.get(f"NOTIFS_RABBITMQ_{match.group(1)}_PASSWORD")
+    admin_users = {postgres.get("POSTGRES_USER"), rabbit.get("NOTIFS_RABBITMQ_ADMIN_USER")}
+
+    db_roles = {}  # role -> services using it
+    amqp_users = {}
+    for name, service in services.items():
+        if "build" not in service:
+            continue
+        environment = service_environment(service)
+        url = environment.get("DATABASE_URL")
+        if url:
+            match = URL_CREDENTIALS.match(url)
+            if not match:
+                problems.add(f"service {name}: DATABASE_URL has no user:password@host/database")
+            else:
+                database, user = match.group("path"), match.group("user")
+                if database not in pairs:
+                    problems.add(f"service {name} uses database {database}, which the postgres "
+                                 "service's NOTIFS_DATABASES does not create")
+                elif user != pairs[database]:
+                    problems.add(f"service {name} logs in to {database} as {user}, not as its "
+                                 f"owner role {pairs[database]}")
+                elif match.group("password") != postgres.get(f"NOTIFS_PASSWORD_{user}"):
+                    problems.add(f"service {name}: DATABASE_URL's password is not the one the "
+                                 f"postgres service gives role {user} (NOTIFS_PASSWORD_{user})")
+                if user in admin_users or "POSTGRES_USER" in user:
+                    problems.add(f"service {name} logs in to PostgreSQL as the administrator")
+                db_roles.setdefault(user, set()).add(database)
+        url = environment.get("RABBITMQ_URL")
+        if url:
+            match = URL_CREDENTIALS.match(url)
+            if not match:
+                problems.add(f"service {name}: RABBITMQ_URL has no user:password@host/vhost")
+                continue
+            user = match.group("user")
+            if user in admin_users or "RABBITMQ_USER" in user:
+                problems.add(f"service {name} logs in to RabbitMQ as the administrator")
+            elif user not in rabbit_users:
+                problems.add(f"service {name} logs in to RabbitMQ as {user}, a user the rabbitmq "
+                             "service's definitions do not make (NOTIFS_RABBITMQ_*_USER)")
+            elif match.group("password") != rabbit_users[user]:
+                problems.add(f"service {name}: RABBITMQ_URL's password is not the one the "
+                             f"rabbitmq service gives {user}")
+            amqp_users.setdefault(user, []).append(name)
+    for user, names in amqp_users.items():
+        if len(names) > 1:
+            problems.add(f"services {', '.join(names)} share the RabbitMQ user {user}")
+    for role, databases in db_roles.items():
+        if len(databases) > 1:
+            problems.add(f"role {role} is used for several databases: {', '.join(sorted(databases))}")
 
 
 # --- Dockerfile -------------------------------------------------------------------------
@@ -459,6 +531,15 @@ def check_container(problems, where, container, pod_security, context):
         problems.add(f"{where}: runAsNonRoot is not set")
     if security.get("allowPrivilegeEscalation") is not False:
         problems.add(f"{where}: allowPrivilegeEscalation is not false")
+    for scope in (security, pod_security):
+        if scope.get("runAsUser") == 0 or scope.get("runAsGroup") == 0:
+            problems.add(f"{where}: runs as user or group 0")
+    if security.get("readOnlyRootFilesystem") is not True:
+        problems.add(f"{where}: readOnlyRootFilesystem is not true")
+    if "ALL" not in ((security.get("capabilities") or {}).get("drop") or []):
+        problems.add(f"{where}: capabilities do not drop ALL")
+    if security.get("privileged"):
+        problems.add(f"{where}: privileged")
 
     config_maps, secret_refs = context["config_maps"], context["secret_refs"]
     for source in container.get("envFrom") or []:
@@ -534,6 +615,199 @@ def check_scaling(problems, deployment, hpas, scaled_objects, trigger_auth):
             if not hpa["spec"].get("metrics"):
                 problems.add(f"{key(hpa)}: no metrics")
     return scaled_by
+
+
+def is_rabbit(obj, kind):
+    return obj.get("kind") == kind and str(obj.get("apiVersion", "")).startswith("rabbitmq.com/")
+
+
+def url_secret(container, url_name, position):
+    """The Secret whose key fills the user part of the container's URL variable
+    `url_name` when it is built as scheme://$(USER):$(PASSWORD)@...; position "user".
+    Returns (secret name or None, problem text or None)."""
+    item = env_value(container, url_name)
+    if not item:
+        return None, None
+    if "valueFrom" in item:
+        return None, f"{url_name} comes whole from a Secret; build it from a username and password of its own"
+    match = re.match(r"^[a-z]+://\$\((\w+)\):\$\((\w+)\)@", str(item.get("value", "")))
+    if not match:
+        return None, f"{url_name} is not built as scheme://$(USER):$(PASSWORD)@..."
+    refs = []
+    for variable in match.groups():
+        ref = ((env_value(container, variable) or {}).get("valueFrom") or {}).get("secretKeyRef")
+        if not ref:
+            return None, f"{url_name}: $({variable}) does not come from a Secret"
+        refs.append(ref["name"])
+    if refs[0] != refs[1]:
+        return None, f"{url_name}: user and password come from different Secrets"
+    return refs[0], None
+
+
+def check_least_privilege(problems, by_kind, deployments, cnpg_clusters):
+    """Each Deployment logs in to RabbitMQ with a user of its own whose Permission fits its
+    job, and to PostgreSQL with the role that owns its database; the roles are plain."""
+    users = {}  # importCredentialsSecret name -> User object name
+    for user in [o for o in by_kind.get("User", []) if is_rabbit(o, "User")]:
+        secret = ((user["spec"].get("importCredentialsSecret")) or {}).get("name")
+        if not secret:
+            problems.add(f"{key(user)}: no importCredentialsSecret (the password would be generated)")
+            continue
+        users[secret] = user["metadata"]["name"]
+    permissions = {}
+    for permission in [o for o in by_kind.get("Permission", []) if is_rabbit(o, "Permission")]:
+        user = (permission["spec"].get("userReference") or {}).get("name") or permission["spec"].get("user")
+        permissions[user] = permission["spec"].get("permissions") or {}
+    for user in users.values():
+        if user not in permissions:
+            problems.add(f"User/{user} has no Permission (it could not even connect)")
+
+    owners = {}  # database -> owner role
+    role_secrets = {}  # role -> password Secret
+    for cluster in cnpg_clusters:
+        initdb = ((cluster["spec"].get("bootstrap") or {}).get("initdb")) or {}
+        if initdb.get("database"):
+            owners[initdb["database"]] = initdb.get("owner", initdb["database"])
+            if (initdb.get("secret") or {}).get("name"):
+                role_secrets[initdb.get("owner", initdb["database"])] = initdb["secret"]["name"]
+        for role in ((cluster["spec"].get("managed") or {}).get("roles")) or []:
+            for flag in ("superuser", "createdb", "createrole", "replication", "bypassrls"):
+                if role.get(flag):
+                    problems.add(f"{key(cluster)}: role {role.get('name')} has {flag}")
+            if (role.get("passwordSecret") or {}).get("name"):
+                role_secrets[role["name"]] = role["passwordSecret"]["name"]
+    for database in by_kind.get("Database", []):
+        owners[database["spec"].get("name")] = database["spec"].get("owner")
+    hba = [line.split() for c in cnpg_clusters for line in ((c["spec"].get("postgresql") or {}).get("pg_hba") or [])]
+
+    rabbit_secret_of = {}
+    for deployment in deployments:
+        name = deployment["metadata"]["name"]
+        channel = worker_channel(deployment)
+        for container in deployment["spec"]["template"]["spec"].get("containers", []):
+            where = f"Deployment/{name}"
+            secret, problem = url_secret(container, "RABBITMQ_URL", "user")
+            if problem:
+                problems.add(f"{where}: {problem}")
+            elif secret:
+                if secret.endswith("-default-user"):
+                    problems.add(f"{where}: logs in to RabbitMQ as the administrator ({secret})")
+                elif secret not in users:
+                    problems.add(f"{where}: RabbitMQ credentials {secret} are no User's importCredentialsSecret")
+                else:
+                    other = rabbit_secret_of.get(secret)
+                    if other:
+                        problems.add(f"{where} shares its RabbitMQ user with Deployment/{other}")
+                    rabbit_secret_of[secret] = name
+                    check_rabbit_permission(problems, where, permissions.get(users[secret]) or {}, channel)
+            secret, problem = url_secret(container, "DATABASE_URL", "user")
+            if problem:
+                problems.add(f"{where}: {problem}")
+            elif secret:
+                url = env_value(container, "DATABASE_URL")["value"]
+                database = url.rsplit("/", 1)[-1].split("?")[0]
+                owner = owners.get(database)
+                if owner is None:
+                    continue  # reported by check_container
+                if role_secrets.get(owner) != secret:
+                    problems.add(f"{where}: logs in to {database} with Secret {secret}, not that of "
+                                 f"its owner role {owner} ({role_secrets.get(owner)})")
+                if hba and not any(line[:3] == ["hostssl", database, owner] or line[:3] == ["host", database, owner] for line in hba):
+                    problems.add(f"pg_hba has no rule letting {owner} reach {database}")
+                if hba and not any(line[0] == "host" and line[1] == "all" and owner in line[2].split(",")
+                                   and line[-1] == "reject" for line in hba):
+                    problems.add(f"pg_hba does not refuse role {owner} on the other databases")
+
+
+# docker/rabbitmq/definitions.sh's users -> the User objects of deploy/base/rabbitmq-access.yaml.
+DEFINITION_USERS = {"gateway": "notifs-gateway", "email_worker": "notifs-email-worker",
+                    "push_worker": "notifs-push-worker"}
+
+
+def check_topology_matches_definitions(problems, root, by_kind):
+    """The Kubernetes topology and permissions (Topology Operator objects) are those of
+    docker/rabbitmq/definitions.sh with quorum queues, which scripts/run and compose use:
+    one set of rules, two spellings, kept in step here."""
+    import json
+    import subprocess
+
+    queues = {o["spec"]["name"]: o["spec"] for o in by_kind.get("Queue", []) if is_rabbit(o, "Queue")}
+    if not queues:
+        return
+    environment = dict(os.environ, RABBITMQ_QUEUE_TYPE="quorum")
+    for variable in ("ADMIN", "GATEWAY", "EMAIL_WORKER", "PUSH_WORKER"):
+        environment[f"NOTIFS_RABBITMQ_{variable}_PASSWORD"] = "x"
+    environment.update(NOTIFS_RABBITMQ_ADMIN_USER="admin", NOTIFS_RABBITMQ_GATEWAY_USER="gateway",
+                       NOTIFS_RABBITMQ_EMAIL_WORKER_USER="email_worker",
+                       NOTIFS_RABBITMQ_PUSH_WORKER_USER="push_worker")
+    script = os.path.join(root, "docker", "rabbitmq", "definitions.sh")
+    try:
+        output = subprocess.run(["bash", script], env=environment, check=True,
+                                capture_output=True, text=True).stdout
+        definitions = json.loads(output)
+    except (OSError, subprocess.CalledProcessError, ValueError) as error:
+        problems.add(f"docker/rabbitmq/definitions.sh failed: {error}")
+        return
+    for queue in definitions["queues"]:
+        spec = queues.pop(queue["name"], None)
+        if spec is None:
+            problems.add(f"queue {queue['name']} of definitions.sh has no Queue object")
+            continue
+        wanted = {k: v for k, v in queue["arguments"].items() if k != "x-queue-type"}
+        if spec.get("type") != queue["arguments"].get("x-queue-type"):
+            problems.add(f"Queue {queue['name']}: type {spec.get('type')}, definitions.sh says "
+                         f"{queue['arguments'].get('x-queue-type')}")
+        if (spec.get("arguments") or {}) != wanted:
+            problems.add(f"Queue {queue['name']}: arguments {spec.get('arguments')} differ from "
+                         f"definitions.sh's {wanted}")
+    for name in queues:
+        problems.add(f"Queue {name} is not in definitions.sh")
+    exchanges = {o["spec"]["name"] for o in by_kind.get("Exchange", []) if is_rabbit(o, "Exchange")}
+    if exchanges != {e["name"] for e in definitions["exchanges"]}:
+        problems.add(f"Exchange objects {sorted(exchanges)} differ from definitions.sh's")
+    bindings = {(o["spec"].get("source"), o["spec"].get("destination"), o["spec"].get("routingKey"))
+                for o in by_kind.get("Binding", []) if is_rabbit(o, "Binding")}
+    if bindings != {(b["source"], b["destination"], b["routing_key"]) for b in definitions["bindings"]}:
+        problems.add("Binding objects differ from definitions.sh's bindings")
+    permissions = {}
+    for permission in [o for o in by_kind.get("Permission", []) if is_rabbit(o, "Permission")]:
+        user = (permission["spec"].get("userReference") or {}).get("name")
+        permissions[user] = permission["spec"].get("permissions") or {}
+    for entry in definitions["permissions"]:
+        user = DEFINITION_USERS.get(entry["user"])
+        if user is None:
+            continue  # the administrator: the cluster operator's own on Kubernetes
+        got = permissions.get(user)
+        want = {k: entry[k] for k in ("configure", "write", "read")}
+        if got != want:
+            problems.add(f"Permission of {user}: {got} differ from definitions.sh's {entry['user']}: {want}")
+
+
+def check_rabbit_permission(problems, where, permission, channel):
+    def allows(kind, name):
+        pattern = permission.get(kind, "")
+        try:
+            return re.search(pattern, name) is not None if pattern else False
+        except re.error:
+            problems.add(f"{where}: {kind} permission {pattern!r} is no regular expression")
+            return True
+    if channel:
+        other = "push" if channel == "email" else "email"
+        must = [("read", f"{channel}.queue"), ("write", "notifications.retry"),
+                ("write", "notifications.dlx"), ("write", "notifications.status")]
+        must_not = [("read", f"{other}.queue"), ("read", "status.queue"), ("read", "failed.queue"),
+                    ("write", "notifications.direct")]
+    else:
+        must = [("read", "status.queue"), ("write", "notifications.direct"), ("write", "notifications.dlx")]
+        must_not = [("read", "email.queue"), ("read", "push.queue"), ("read", "failed.queue"),
+                    ("write", "notifications.status"), ("write", "notifications.retry")]
+    must_not.append(("configure", "some.other.queue"))
+    for kind, name in must:
+        if not allows(kind, name):
+            problems.add(f"{where}: its RabbitMQ user may not {kind} {name}, which its job needs")
+    for kind, name in must_not:
+        if allows(kind, name):
+            problems.add(f"{where}: its RabbitMQ user may {kind} {name}, which its job does not need")
 
 
 def check_manifests(root, label, path, namespace):
@@ -624,6 +898,13 @@ def check_manifests(root, label, path, namespace):
         problems.add("no Deployment api-gateway")
     if not any(worker_channel(d) for d in deployments):
         problems.add("no worker Deployment (container args --channel ...)")
+
+    check_least_privilege(problems, by_kind, deployments, cnpg_clusters)
+    check_topology_matches_definitions(problems, root, by_kind)
+    for user in [o for o in by_kind.get("User", []) if is_rabbit(o, "User")]:
+        secret = ((user["spec"].get("importCredentialsSecret")) or {}).get("name")
+        if secret:
+            secret_refs.setdefault(secret, set()).update({"username", "password"})
 
     for trigger_auth in by_kind.get("TriggerAuthentication", []):
         for ref in trigger_auth["spec"].get("secretTargetRef") or []:

@@ -243,9 +243,25 @@ std::string mask_url_password(std::string_view url) {
   }
   const auto authority = std::string_view(out).substr(authority_start,
                                                       authority_end - authority_start);
-  const auto at = authority.rfind('@');
+  auto at = authority.rfind('@');
+  if (at == std::string_view::npos) {
+    // No '@' before the first '/', '?' or '#': either there is no user info, or its
+    // password holds one of those characters unescaped. "host:5432" is the first; any
+    // other text after a colon is taken for a password and masked up to the last '@'.
+    // Masking too much is harmless in a printed URL, too little leaks the password.
+    const auto last_at = std::string_view(out).substr(authority_start).rfind('@');
+    const auto colon = authority.find(':');
+    if (last_at != std::string_view::npos && colon != std::string_view::npos) {
+      const auto after_colon = authority.substr(colon + 1);
+      const bool is_port = !after_colon.empty() &&
+                           after_colon.find_first_not_of("0123456789") == std::string_view::npos;
+      if (!is_port) {
+        at = last_at;
+      }
+    }
+  }
   if (at != std::string_view::npos) {
-    const auto colon = authority.substr(0, at).find(':');
+    const auto colon = std::string_view(out).substr(authority_start, at).find(':');
     if (colon != std::string_view::npos) {
       out.replace(authority_start + colon + 1, at - colon - 1, "***");
     }

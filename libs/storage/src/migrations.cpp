@@ -160,8 +160,11 @@ MigrationReport apply_locked(PgPool::Lease& lease, std::span<const Migration> mi
   std::map<int, Recorded> recorded = recorded_migrations(connection);
   const int newest_known = migrations.empty() ? 0 : migrations.back().version;
   for (const auto& [version, entry] : recorded) {
-    const auto known = std::find_if(migrations.begin(), migrations.end(),
-                                    [&](const Migration& m) { return m.version == version; });
+    // Captured by copy under its own name: clang before 16 cannot capture a structured
+    // binding, and the ASan services are built with clang (tests/battery).
+    const auto known =
+        std::find_if(migrations.begin(), migrations.end(),
+                     [wanted = version](const Migration& m) { return m.version == wanted; });
     if (known == migrations.end()) {
       // A newer replica got here first (rolling upgrade): its schema is a superset.
       log->warn(

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <system_error>
 
+#include "notifs/runtime/broker_settings.hpp"
+
 namespace notifs::api_gateway {
 namespace {
 
@@ -77,8 +79,7 @@ GatewaySettings read_gateway_settings(runtime::ConfigReader& config) {
   const bool workers_explicit = config.optional_text("HTTP_WORKER_THREADS").has_value();
   settings.service = runtime::read_database_service_settings(config, "api_gateway", 8080);
 
-  settings.amqp.url = config.url("RABBITMQ_URL", "", {"amqp", "amqps"});
-  settings.amqp.connection_name = "api_gateway";
+  settings.amqp = runtime::read_broker_settings(config, "api_gateway");
   const auto queue_type = config.choice("RABBITMQ_QUEUE_TYPE", "quorum", {"quorum", "classic"});
   settings.topology.queue_type =
       messaging::amqp::parse_queue_type(queue_type).value_or(messaging::amqp::QueueType::quorum);
@@ -98,8 +99,10 @@ GatewaySettings read_gateway_settings(runtime::ConfigReader& config) {
   settings.template_service.base_url = config.url("TEMPLATE_SERVICE_URL", "", {"http", "https"});
   const auto attempt_timeout = config.milliseconds("UPSTREAM_TIMEOUT_MS", milliseconds(2000),
                                                    milliseconds(1), milliseconds(600000));
+  const auto upstream_ca_file = runtime::read_ca_file(config, "UPSTREAM_CA_FILE");
   for (auto* client : {&settings.user_service, &settings.template_service}) {
     client->service_token = settings.service.service_token;
+    client->tls_ca_file = upstream_ca_file;
     client->attempt_timeout = attempt_timeout;
     // A deadline shorter than one attempt would silently cap the configured timeout.
     if (client->deadline < attempt_timeout) {

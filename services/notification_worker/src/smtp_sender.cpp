@@ -142,6 +142,24 @@ std::size_t record_reply(char* data, std::size_t size, std::size_t count, void* 
   return size * count;
 }
 
+// `text` with every byte outside printable ASCII as \xNN, so that what an error quotes
+// cannot break a log line or a status event.
+std::string printable(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (const char c : text.substr(0, 256)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte >= 0x7f || c == '\\') {
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 bool is_auth_code(long code) { return code == 530 || code == 534 || code == 535 || code == 538; }
 
 // The command a failure answered, read from libcurl's error text ("RCPT failed: 550").
@@ -402,9 +420,15 @@ class SmtpSender::Impl {
   static std::string prepare(Transfer& transfer) {
     const auto& envelope = transfer.job.envelope;
     for (const auto* address : {&envelope.from, &envelope.to}) {
-      // An address with CR/LF or angle brackets would smuggle SMTP commands.
-      if (address->empty() || address->find_first_of("\r\n<> ") != std::string::npos) {
-        return "invalid envelope address '" + *address + "'";
+      // CR/LF or angle brackets would smuggle SMTP commands, and a NUL would cut the address
+      // short where libcurl reads it as a C string: no control byte, space or bracket.
+      const bool invalid =
+          address->empty() || std::any_of(address->begin(), address->end(), [](char c) {
+            const auto byte = static_cast<unsigned char>(c);
+            return byte <= 0x20 || byte == 0x7f || c == '<' || c == '>';
+          });
+      if (invalid) {
+        return "invalid envelope address '" + printable(*address) + "'";
       }
     }
     transfer.offset = 0;

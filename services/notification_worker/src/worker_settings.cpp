@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <string>
 #include <string_view>
 #include <utility>
+
+#include "notifs/runtime/broker_settings.hpp"
 
 namespace notifs::worker {
 
@@ -64,7 +67,7 @@ void read_email(runtime::ConfigReader& config, WorkerSettings& settings) {
   settings.email.breaker.slow_call_threshold = smtp.transfer_timeout;
   smtp.require_tls = config.boolean("SMTP_REQUIRE_TLS", false);
   smtp.verify_tls = config.boolean("SMTP_VERIFY_TLS", true);
-  smtp.ca_file = config.text("SMTP_CA_FILE", "");
+  smtp.ca_file = runtime::read_ca_file(config, "SMTP_CA_FILE");
   if (!check_provider_urls(config, "SMTP_URL", urls, {"smtp", "smtps"})) {
     return;
   }
@@ -108,8 +111,7 @@ WorkerSettings read_worker_settings(runtime::ConfigReader& config) {
   settings.service = runtime::read_database_service_settings(
       config, "notification_worker", email ? kEmailPort : kPushPort);
 
-  settings.amqp.url = config.url("RABBITMQ_URL", "", {"amqp", "amqps"});
-  settings.amqp.connection_name = "notification_worker " + settings.channel;
+  settings.amqp = runtime::read_broker_settings(config, "notification_worker " + settings.channel);
   const auto queue_type = config.choice("RABBITMQ_QUEUE_TYPE", "quorum", {"quorum", "classic"});
   settings.topology.queue_type =
       messaging::amqp::parse_queue_type(queue_type).value_or(messaging::amqp::QueueType::quorum);
@@ -127,6 +129,7 @@ WorkerSettings read_worker_settings(runtime::ConfigReader& config) {
                                                    milliseconds(1), milliseconds(600000));
   messaging::http::ServiceClientSettings client;
   client.service_token = settings.service.service_token;
+  client.tls_ca_file = runtime::read_ca_file(config, "UPSTREAM_CA_FILE");
   client.attempt_timeout = attempt_timeout;
   client.deadline = std::max(client.deadline, attempt_timeout);
 

@@ -326,3 +326,24 @@ TEST_CASE("gateway_settings: the pool holds every writer and worker", "[gateway_
     CHECK_THAT(finish_message(config), Contains("DATABASE_POOL_SIZE") && Contains("got 2"));
   }
 }
+
+TEST_CASE("gateway_settings: RABBITMQ_URL may list a cluster's nodes", "[gateway_settings]") {
+  SECTION("a list is kept in order and printed without passwords") {
+    auto config = reader(with(
+        minimal(), {{"RABBITMQ_URL", "amqp://u:pw1@n1:5701/%2f, amqp://u:pw2@n2:5702/%2f"}}));
+    const auto settings = gw::read_gateway_settings(config);
+    REQUIRE(finish_message(config).empty());
+    CHECK(settings.amqp.url == "amqp://u:pw1@n1:5701/%2f,amqp://u:pw2@n2:5702/%2f");
+    CHECK(settings.publisher.connection.url == settings.amqp.url);
+    CHECK(config.effective_line().find("pw1") == std::string::npos);
+    CHECK(config.effective_line().find("pw2") == std::string::npos);
+  }
+  SECTION("a bad address is named by position, its password masked") {
+    auto config = reader(with(
+        minimal(), {{"RABBITMQ_URL", "amqp://u:pw1@n1:5701/%2f,http://u:secretpw@n2:5702"}}));
+    (void)gw::read_gateway_settings(config);
+    const auto message = finish_message(config);
+    CHECK_THAT(message, Contains("RABBITMQ_URL") && Contains("address 2 of 2"));
+    CHECK(message.find("secretpw") == std::string::npos);
+  }
+}

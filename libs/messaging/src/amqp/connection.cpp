@@ -90,16 +90,50 @@ void check_reply(const amqp_rpc_reply_t& reply, std::string_view context) {
                   "unknown rabbitmq-c reply type");
 }
 
+std::string Connection::address_of(const ConnectionSettings& settings, std::size_t attempt) {
+  const std::vector<std::string> urls = split_urls(settings.url);
+  return mask_url(urls[attempt % urls.size()]);
+}
+
+std::unique_ptr<Connection> Connection::open(const ConnectionSettings& settings,
+                                             std::size_t attempt) {
+  // The whole list is checked every time, so a bad address fails before any I/O even
+  // when its turn has not come.
+  validate_url(settings.url);
+  const std::vector<std::string> urls = split_urls(settings.url);
+  return open_address(settings, urls[attempt % urls.size()]);
+}
+
 std::unique_ptr<Connection> Connection::open(const ConnectionSettings& settings) {
   validate_url(settings.url);
+  const std::vector<std::string> urls = split_urls(settings.url);
+  if (urls.size() == 1) return open_address(settings, urls.front());
+  std::string failures;
+  for (std::size_t i = 0; i < urls.size(); ++i) {
+    try {
+      return open_address(settings, urls[i]);
+    } catch (const AmqpError& error) {
+      failures += (failures.empty() ? "" : "; ") + std::string(error.what());
+      if (i + 1 == urls.size()) {
+        throw AmqpError(error.scope(), error.code(),
+                        "connect to any of " + std::to_string(urls.size()) + " addresses",
+                        failures);
+      }
+    }
+  }
+  throw std::logic_error("unreachable: an empty AMQP address list passed validation");
+}
+
+std::unique_ptr<Connection> Connection::open_address(const ConnectionSettings& settings,
+                                                     const std::string& address) {
   // amqp_parse_url decodes percent-escapes in place and leaves `info` pointing into the
   // buffer, so the buffer lives until login is done.
-  std::vector<char> url(settings.url.begin(), settings.url.end());
+  std::vector<char> url(address.begin(), address.end());
   url.push_back('\0');
   amqp_connection_info info{};
   amqp_default_connection_info(&info);
   if (amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) {
-    throw std::invalid_argument("not a valid AMQP URL: " + mask_url(settings.url));
+    throw std::invalid_argument("not a valid AMQP URL: " + mask_url(address));
   }
   const std::string where = std::string(info.ssl != 0 ? "amqps://" : "amqp://") + info.host +
                             ":" + std::to_string(info.port);
@@ -110,7 +144,7 @@ std::unique_ptr<Connection> Connection::open(const ConnectionSettings& settings)
                     "cannot allocate a connection");
   }
   // From here the Connection owns `state`: every exit, thrown or not, frees it once.
-  std::unique_ptr<Connection> connection(new Connection(state));
+  std::unique_ptr<Connection> connection(new Connection(state, mask_url(address)));
   // Not logged in yet: nothing to close politely if a step below throws.
   connection->broken_ = true;
 

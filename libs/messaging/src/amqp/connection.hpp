@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "notifs/messaging/amqp/connection_settings.hpp"
 #include "notifs/messaging/amqp/error.hpp"
@@ -29,13 +30,26 @@ class Connection {
   // The client advertises the capabilities consumer_cancel_notify and connection.blocked,
   // so a frame loop may see basic.cancel (queue deleted) and connection.blocked/unblocked
   // (broker alarm) methods it did not ask for.
+  //
+  // With a list of URLs (ConnectionSettings::url): this overload tries each address in
+  // order and returns the first connection that logs in; when all fail it throws the last
+  // failure, its text naming every address's failure (a single URL: its failure unchanged).
+  // For one-shot callers (declare_topology); reconnect loops use the other overload.
   static std::unique_ptr<Connection> open(const ConnectionSettings& settings);
+  // One attempt, at address `attempt` modulo the length of the list: a reconnect loop
+  // counts attempts so that each one moves on to the next node.
+  static std::unique_ptr<Connection> open(const ConnectionSettings& settings,
+                                          std::size_t attempt);
+  // The address open(settings, attempt) connects to, password masked, for logs.
+  static std::string address_of(const ConnectionSettings& settings, std::size_t attempt);
 
   ~Connection();  // connection.close when still healthy, then frees everything
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   amqp_connection_state_t state() const { return state_; }
+  // The URL this connection reached, password masked: which node, for logs.
+  const std::string& address() const { return address_; }
 
   // check_reply, plus the bookkeeping a failed reply needs on this connection: a
   // channel.close from the broker is answered with channel.close-ok on `channel` (so that
@@ -64,9 +78,13 @@ class Connection {
   bool broken() const { return broken_; }
 
  private:
-  explicit Connection(amqp_connection_state_t state) : state_(state) {}
+  Connection(amqp_connection_state_t state, std::string address)
+      : state_(state), address_(std::move(address)) {}
+  static std::unique_ptr<Connection> open_address(const ConnectionSettings& settings,
+                                                  const std::string& url);
 
   amqp_connection_state_t state_;
+  std::string address_;
   bool broken_ = false;
 };
 

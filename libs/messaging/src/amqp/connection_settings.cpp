@@ -3,6 +3,7 @@
 #include <amqp.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -24,9 +25,29 @@ bool starts_with_ci(std::string_view text, std::string_view prefix) {
   return true;
 }
 
-}  // namespace
+// Whether `text` starts like a URL ("scheme://", any scheme): the start of another address
+// of a list. Any scheme, not only amqp(s): a mistaken "http://..." item must be an item of
+// its own, refused by validation and masked on its own, not glued onto its neighbour.
+bool starts_with_scheme(std::string_view text) {
+  const std::size_t separator = text.find("://");
+  if (separator == std::string_view::npos || separator == 0) return false;
+  const auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (!alpha(text.front())) return false;
+  const auto scheme_char = [&](char c) {
+    return alpha(c) || digit(c) || c == '+' || c == '-' || c == '.';
+  };
+  return std::all_of(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(separator),
+                     scheme_char);
+}
 
-std::string mask_url(std::string_view url) {
+std::string_view trim_blanks(std::string_view text) {
+  const std::size_t first = text.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return {};
+  return text.substr(first, text.find_last_not_of(" \t") - first + 1);
+}
+
+std::string mask_one(std::string_view url) {
   const std::size_t scheme_end = url.find("://");
   const std::size_t start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
   const std::size_t authority_end = std::min(url.find_first_of("/?#", start), url.size());
@@ -58,16 +79,16 @@ std::string mask_url(std::string_view url) {
   return masked;
 }
 
-void validate_url(std::string_view url) {
+void validate_one(std::string_view url) {
   if (url.empty()) throw std::invalid_argument("the AMQP URL is empty");
   if (!starts_with_ci(url, kPlainScheme) && !starts_with_ci(url, kTlsScheme)) {
     throw std::invalid_argument("the AMQP URL must start with amqp:// or amqps://: " +
-                                mask_url(url));
+                                mask_one(url));
   }
   for (const char c : url) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
       throw std::invalid_argument("the AMQP URL contains a space or control character: " +
-                                  mask_url(url));
+                                  mask_one(url));
     }
   }
   // rabbitmq-c is what will use the URL, so its parser has the last word; it writes into
@@ -79,7 +100,7 @@ void validate_url(std::string_view url) {
   if (amqp_parse_url(buffer.data(), &info) != AMQP_STATUS_OK) {
     throw std::invalid_argument(
         "the AMQP URL is malformed (expected amqp[s]://user:password@host:port/vhost): " +
-        mask_url(url));
+        mask_one(url));
   }
   // rabbitmq-c fills in "localhost" for a missing host; a configured URL without one is
   // a mistake, not a wish for localhost.
@@ -90,17 +111,71 @@ void validate_url(std::string_view url) {
   }
   if (authority.empty() || authority.front() == ':' || info.host == nullptr ||
       *info.host == '\0') {
-    throw std::invalid_argument("the AMQP URL names no host: " + mask_url(url));
+    throw std::invalid_argument("the AMQP URL names no host: " + mask_one(url));
   }
   // In an AMQP URI "host/" names the vhost "" (not "/"), which no broker has by default;
   // refusing it here beats a puzzling "access to vhost '' refused" at login.
   if (info.vhost != nullptr && *info.vhost == '\0') {
     throw std::invalid_argument(
         "the AMQP URL names the empty vhost; write %2f for the default vhost '/': " +
-        mask_url(url));
+        mask_one(url));
   }
   if (info.port <= 0 || info.port > 65535) {
-    throw std::invalid_argument("the AMQP URL has a port outside 1..65535: " + mask_url(url));
+    throw std::invalid_argument("the AMQP URL has a port outside 1..65535: " + mask_one(url));
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> split_urls(std::string_view urls) {
+  // Raw pieces first, trimmed at the end: a piece glued back onto its URL keeps its text
+  // exactly (a password may start or end with a space).
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = urls.find(',', start);
+    const std::string_view piece = urls.substr(start, comma - start);
+    const std::string_view trimmed = trim_blanks(piece);
+    if (!items.empty() && !trimmed.empty() && !starts_with_scheme(trimmed)) {
+      // Not the start of another address: a comma inside this one.
+      items.back() += ',';
+      items.back() += piece;
+    } else {
+      items.emplace_back(piece);
+    }
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  for (auto& item : items) item = std::string(trim_blanks(item));
+  return items;
+}
+
+std::string mask_url(std::string_view url) {
+  const std::vector<std::string> items = split_urls(url);
+  // A single URL is masked as given, blanks and all, as it always was.
+  if (items.size() == 1) return mask_one(url);
+  std::string masked;
+  for (const auto& item : items) {
+    if (!masked.empty()) masked += ',';
+    masked += mask_one(item);
+  }
+  return masked;
+}
+
+void validate_url(std::string_view url) {
+  const std::vector<std::string> items = split_urls(url);
+  if (items.size() == 1) {
+    validate_one(url);
+    return;
+  }
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    try {
+      validate_one(items[i]);
+    } catch (const std::invalid_argument& error) {
+      throw std::invalid_argument("address " + std::to_string(i + 1) + " of " +
+                                  std::to_string(items.size()) + " in the AMQP URL list: " +
+                                  error.what());
+    }
   }
 }
 

@@ -265,7 +265,9 @@ struct Consumer::Impl {
   }
 
   void connect(bool reconnecting) {
-    connection_ = detail::Connection::open(settings_.connection);
+    // Each attempt takes the next address of a cluster's list; after a lost connection
+    // that is another node than the one that went away.
+    connection_ = detail::Connection::open(settings_.connection, next_address_++);
     ++generation_;
     connection_->open_channel(kChannel);
     // On every connect: a broker that restarted without its definitions (or someone
@@ -281,9 +283,9 @@ struct Consumer::Impl {
     last_ack_at_ = SteadyClock::time_point{};
     connected_.store(true);
     if (reconnecting) metrics_.reconnected();
-    log_->info("consumer {} queue={} prefetch={} generation={}",
+    log_->info("consumer {} queue={} prefetch={} generation={} url={}",
                reconnecting ? "reconnected" : "connected", queue_, settings_.prefetch,
-               generation_);
+               generation_, connection_->address());
   }
 
   // RabbitMQ hands a channel's acks to a quorum queue asynchronously (and holds some back
@@ -763,6 +765,7 @@ struct Consumer::Impl {
   bool first_reported_ = false;
   std::unique_ptr<detail::Connection> connection_;
   std::uint64_t generation_ = 0;
+  std::size_t next_address_ = 0;  // connection attempts made: the next address of the list
   std::string consumer_tag_;
   bool cancelled_ = false;
   SteadyClock::time_point stop_deadline_{};

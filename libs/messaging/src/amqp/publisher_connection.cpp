@@ -6,6 +6,7 @@
 #include <array>
 #include <cerrno>
 #include <optional>
+#include <stdexcept>
 #include <system_error>
 #include <utility>
 
@@ -27,6 +28,14 @@ constexpr std::size_t kMaxBatch = 256;
 constexpr auto kFailureLogInterval = std::chrono::seconds{30};
 // Consecutive failures past this no longer grow the backoff (it is capped anyway).
 constexpr std::uint32_t kMaxBackoffExponent = 64;
+// A channel whose every confirm for this long (and this many messages) was a nack is
+// rebuilt on a new connection. Seen in tests/cluster/run with RabbitMQ 3.10: a channel
+// opened while a quorum queue was electing a new leader (its old leader's node killed) went
+// on nacking every publish to it, for as long as the test ran, while a new channel on the
+// same node was fine. A queue that is really full (x-overflow reject-publish) also nacks
+// everything; for it the rebuild costs a reconnect every few seconds and changes nothing.
+constexpr std::size_t kNackStreakMessages = 64;
+constexpr auto kNackStreakWindow = std::chrono::seconds{3};
 
 const std::string kNoDetail;
 
@@ -57,6 +66,9 @@ PublisherConnection::PublisherConnection(std::size_t index, const PublisherSetti
                                          common::Random& random)
     : index_(index),
       settings_(settings),
+      // The pool's connections start at different addresses of a cluster's list, so losing
+      // one node costs only the connections that were on it.
+      next_address_(index),
       queue_(queue),
       metrics_(metrics),
       backoff_(settings.connection.reconnect, random),
@@ -129,7 +141,11 @@ bool PublisherConnection::sleep_unless_stopped(std::chrono::milliseconds delay) 
 }
 
 void PublisherConnection::connect() {
-  std::unique_ptr<Connection> connection = Connection::open(settings_.connection);
+  // Each attempt takes the next address of a cluster's list; after a lost connection that
+  // is another node than the one that went away.
+  address_ = Connection::address_of(settings_.connection, next_address_);
+  std::unique_ptr<Connection> connection =
+      Connection::open(settings_.connection, next_address_++);
   connection->open_channel(kChannel);
   if (settings_.topology) declare_topology(*connection, kChannel, *settings_.topology);
   connection->confirm_select(kChannel);
@@ -139,6 +155,7 @@ void PublisherConnection::connect() {
   first_tag_ = 1;
   next_tag_ = 1;
   unsettled_ = 0;
+  nack_streak_ = 0;
   blocked_ = false;
   last_read_ = SteadyClock::now();
   queue_.connection_up();
@@ -147,10 +164,9 @@ void PublisherConnection::connect() {
   auto log = common::logger("amqp");
   if (failing_) {
     log->info("publisher connection restored connection={} url={} suppressed_errors={}", index_,
-              mask_url(settings_.connection.url), suppressed_failures_);
+              address_, suppressed_failures_);
   } else {
-    log->info("publisher connected connection={} url={}", index_,
-              mask_url(settings_.connection.url));
+    log->info("publisher connected connection={} url={}", index_, address_);
   }
   ever_connected_ = true;
   failing_ = false;
@@ -171,8 +187,8 @@ void PublisherConnection::log_failure(const std::string& what, spdlog::level::le
   const auto now = SteadyClock::now();
   auto log = common::logger("amqp");
   if (!failing_ || now - last_failure_log_ >= kFailureLogInterval) {
-    log->log(level, "{} connection={} url={} suppressed_errors={}", what, index_,
-             mask_url(settings_.connection.url), suppressed_failures_);
+    log->log(level, "{} connection={} url={} suppressed_errors={}", what, index_, address_,
+             suppressed_failures_);
     last_failure_log_ = now;
     suppressed_failures_ = 0;
   } else {
@@ -195,6 +211,11 @@ void PublisherConnection::serve() {
     }
     const auto now = SteadyClock::now();
     expire_confirms(now);
+    if (nack_streak_ >= kNackStreakMessages && now - nack_streak_since_ >= kNackStreakWindow) {
+      throw std::runtime_error("the broker nacked all of the last " +
+                               std::to_string(nack_streak_) +
+                               " messages: rebuilding the connection");
+    }
 
     // With more to send, only peek (timeout 0) so acks are read between batches; idle,
     // sleep until the socket, a submit or stop wakes us, or the next deadline.
@@ -434,6 +455,7 @@ void PublisherConnection::settle_one(InFlight& entry, std::uint64_t tag, Verdict
   --unsettled_;
   PublishCallback callback = std::move(entry.callback);
   if (verdict == Verdict::nack) {
+    if (nack_streak_++ == 0) nack_streak_since_ = now;
     metrics_.nacked(1);
     metrics_.failed(AmqpErrc::nacked);
     invoke_callback(callback, make_error_code(AmqpErrc::nacked),
@@ -443,6 +465,7 @@ void PublisherConnection::settle_one(InFlight& entry, std::uint64_t tag, Verdict
     metrics_.failed(AmqpErrc::unroutable);
     invoke_callback(callback, make_error_code(AmqpErrc::unroutable), entry.return_detail);
   } else {
+    nack_streak_ = 0;
     metrics_.confirmed(1);
     metrics_.confirm_latency(now - entry.sent);
     invoke_callback(callback, {}, kNoDetail);

@@ -95,6 +95,8 @@ class PublisherConnection {
 
   const std::size_t index_;
   const PublisherSettings& settings_;
+  std::size_t next_address_;  // connection attempts made, counting from index_
+  std::string address_;       // masked URL of the current or last attempted address
   PublishQueue& queue_;
   PublisherMetrics& metrics_;
   resilience::JitteredExponentialBackoff backoff_;
@@ -110,6 +112,8 @@ class PublisherConnection {
   std::size_t unsettled_ = 0;
   std::vector<PendingPublish> batch_;
   bool blocked_ = false;  // connection.blocked: the broker is in an alarm, do not write
+  std::size_t nack_streak_ = 0;  // nacks since the last ack
+  std::chrono::steady_clock::time_point nack_streak_since_{};
   bool ever_connected_ = false;
   std::chrono::steady_clock::time_point last_read_;
 

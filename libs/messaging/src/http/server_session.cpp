@@ -351,6 +351,7 @@ void Session::begin_request() {
   // Parse as far as the bytes go: a whole request in one call when it is all there.
   parser_->eager(true);
   continue_checked_ = false;
+  header_bytes_ = 0;
   parse_request();
 }
 
@@ -364,9 +365,24 @@ void Session::parse_request() {
       read_more();
       return;
     }
+    // Beast applies header_limit to each buffer it is given, not to the whole header: it
+    // consumes complete field lines as they come, so a header fed in pieces could grow
+    // without bound. The limit left for this request's header is set before each piece.
+    const bool in_header = !parser_->is_header_done();
+    if (in_header) {
+      if (header_bytes_ >= core_.settings.header_limit) {
+        on_read_error(bhttp::error::header_limit);
+        return;
+      }
+      parser_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(
+          core_.settings.header_limit - header_bytes_, std::numeric_limits<std::uint32_t>::max())));
+    }
     beast::error_code ec;
     const auto used = parser_->put(buffer_.data(), ec);
     buffer_.consume(used);
+    if (in_header && !parser_->is_header_done()) {
+      header_bytes_ += used;
+    }
     if (ec && ec != bhttp::error::need_more) {
       on_read_error(ec);
       return;

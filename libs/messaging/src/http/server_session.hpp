@@ -134,6 +134,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool linger_ = false;
   bool is_head_ = false;
   bool continue_checked_ = false;  // Expect: 100-continue looked at for this request
+  std::size_t header_bytes_ = 0;   // of this request's header the parser has consumed
   unsigned version_ = 11;
   Method method_ = Method::other;
   const Router::Route* route_ = nullptr;  // null: unmatched

@@ -60,7 +60,10 @@ struct PublisherSettings {
 // so the caller decides (the gateway answers 503, and the client's retry is idempotent).
 // Many messages are in flight per channel; confirms are matched by delivery tag,
 // `multiple` included. Lost connections are rebuilt with jittered backoff and the
-// topology (if configured) is declared again.
+// topology (if configured) is declared again; so is a connection whose confirms were all
+// nacks for 3 s (at least 64 of them): after a quorum queue's leader was lost, a RabbitMQ
+// channel can go on refusing every publish while a new one works. With a list of broker
+// URLs (a cluster), pool connection i starts at address i and every attempt takes the next.
 //
 // How failures look:
 //   backpressure     queue_capacity messages already wait to be written; the callback runs
