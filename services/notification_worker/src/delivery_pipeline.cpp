@@ -185,11 +185,20 @@ void DeliveryPipeline::permanent(std::shared_ptr<Attempt> attempt, std::string r
   log()->warn("notification {} failed permanently (attempt {}): {}", attempt->job.notification_id,
               attempt->number, reason);
   auto event = attempt->event(Status::failed, reason);
-  status_.report(std::move(event),
-                 [this, attempt = std::move(attempt), reason = std::move(reason)](bool) mutable {
-                   metrics_.message(MessageResult::failed, attempt->elapsed());
-                   attempt->done(amqp::Outcome::dead_letter(std::move(reason)));
-                 });
+  status_.report(std::move(event), [this, attempt = std::move(attempt),
+                                    reason = std::move(reason)](bool confirmed) mutable {
+    if (!confirmed) {
+      // Dead-lettered now, the notification would stay `queued` in the gateway for good
+      // (tests/faults caught it while the publisher reconnected). A retry fails the same
+      // way on its next attempt, which reports `failed` again.
+      metrics_.message(MessageResult::retried, attempt->elapsed());
+      attempt->done(amqp::Outcome::retry("status event 'failed' not confirmed by the broker (" +
+                                         reason + ")"));
+      return;
+    }
+    metrics_.message(MessageResult::failed, attempt->elapsed());
+    attempt->done(amqp::Outcome::dead_letter(std::move(reason)));
+  });
 }
 
 }  // namespace notifs::worker

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include <amqp.h>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -359,6 +360,54 @@ TEST_CASE("worker e2e: a template that misses a variable is permanent: failed.qu
   REQUIRE(reason);
   CHECK(contains(*reason, "link"));
   CHECK(describe(fixture.status_events(id)) == "processing#1 failed#1");
+  CHECK(fixture.smtp().message_count() == 0);
+}
+
+// Found by tests/faults: while the worker's publisher reconnected, a permanent failure's
+// `failed` event was not confirmed, the message was dead-lettered anyway, and the gateway
+// showed the notification `queued` for good. Unconfirmed, the failure now takes a retry
+// tier, and the next attempt reports it.
+TEST_CASE("worker e2e: a permanent failure whose status event is not confirmed retries until it can be reported") {
+  WorkerFixture fixture;
+  fixture.start_worker("email");
+  auto& gateway = fixture.gateway();
+  const auto user = gateway.create_user();
+  auto& connection = fixture.probe().connection();
+  constexpr auto kChannel = notifs::amqp_test::BrokerProbe::kChannel;
+  const std::string exchange = fixture.names().status_exchange();
+  const std::string key(amqp::TopologyNames::kStatusRoutingKey);
+  const std::vector<std::string> bound{fixture.names().status_queue(), exchange + ".tap"};
+  // With nothing bound to notifications.status every event comes back unroutable: none is
+  // confirmed.
+  for (const auto& queue : bound) {
+    amqp_queue_unbind(connection.state(), kChannel, amqp_cstring_bytes(queue.c_str()),
+                      amqp_cstring_bytes(exchange.c_str()), amqp_cstring_bytes(key.c_str()),
+                      amqp_empty_table);
+    connection.check_last_reply("queue.unbind " + queue, kChannel);
+  }
+  auto body = GatewayFixture::notification_body(user, unique_request_id(), "email");
+  body["variables"] = {{"name", "Ada"}};  // the template also uses {{link}}
+  const auto id = gateway.accept(body)["notification_id"].get<std::string>();
+
+  const auto tier = fixture.names().retry_queue("email", 1);
+  REQUIRE(notifs::amqp_test::wait_until([&] { return fixture.probe().message_count(tier) == 1; },
+                                        15s));
+  CHECK(fixture.probe().message_count(fixture.names().failed_queue()) == 0);
+  for (const auto& queue : bound) {
+    amqp_queue_bind(connection.state(), kChannel, amqp_cstring_bytes(queue.c_str()),
+                    amqp_cstring_bytes(exchange.c_str()), amqp_cstring_bytes(key.c_str()),
+                    amqp_empty_table);
+    connection.check_last_reply("queue.bind " + queue, kChannel);
+  }
+
+  const auto data = fixture.wait_for_status(id, "failed", 30s);
+  INFO(data.dump());
+  CHECK(data["attempts"] == 2);
+  const auto dead = fixture.failed_message(id);
+  REQUIRE(dead);
+  const auto reason = dead->headers.get_string(amqp::kFailureReasonHeader);
+  REQUIRE(reason);
+  CHECK(contains(*reason, "link"));
   CHECK(fixture.smtp().message_count() == 0);
 }
 
