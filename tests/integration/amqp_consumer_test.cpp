@@ -587,6 +587,44 @@ TEST_CASE("amqp consumer without retry tiers requeues a retry after a pause",
   }
 }
 
+TEST_CASE("amqp consumer requeue brings the same attempt back, past neither a tier nor failed.queue",
+          "[amqp][consumer]") {
+  const auto topology = t::test_topology();
+  t::TopologyCleanup cleanup(topology);
+  amqp::AmqpPublisher publisher(publisher_settings(topology));
+  Recorder seen;
+  auto settings = consumer_settings(topology);
+  settings.requeue_delay = 300ms;
+  amqp::Consumer consumer(settings, publisher,
+                          [&](amqp::Delivery delivery, amqp::Completion done) {
+                            seen.add(delivery);
+                            if (!delivery.redelivered) {
+                              done(amqp::Outcome::requeue("status event not confirmed"));
+                            } else {
+                              done(amqp::Outcome::ack());
+                            }
+                          });
+  consumer.start();
+  // At the last attempt a retry would be dead-lettered; a requeue is not.
+  auto last = notification(topology, "last-attempt");
+  last.headers.set(std::string(amqp::kAttemptHeader),
+                   static_cast<std::int64_t>(topology.retry_tiers + 1));
+  publish_confirmed(publisher, {last});
+
+  REQUIRE(t::wait_until([&] { return seen.calls_of("last-attempt").size() == 2; }, 10s));
+  consumer.stop();
+  const auto calls = seen.calls_of("last-attempt");
+  REQUIRE(calls.size() == 2);
+  CHECK(calls[1].redelivered);
+  CHECK(calls[1].attempt == topology.retry_tiers + 1);
+  CHECK(calls[1].at - calls[0].at >= 300ms);
+  t::BrokerProbe probe;
+  CHECK(probe.message_count(topology.names.failed_queue()) == 0);
+  for (std::uint32_t tier = 1; tier <= topology.retry_tiers; ++tier) {
+    CHECK(probe.message_count(topology.names.retry_queue("email", tier)) == 0);
+  }
+}
+
 namespace {
 
 // A publisher seam: fails the first `failures` publishes (from another thread, as the real

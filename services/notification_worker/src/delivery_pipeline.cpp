@@ -174,7 +174,15 @@ void DeliveryPipeline::transient(std::shared_ptr<Attempt> attempt, std::string r
                                                          " attempts: " + reason)
                     : attempt->event(Status::retrying, reason);
   status_.report(std::move(event), [this, attempt = std::move(attempt), last,
-                                    reason = std::move(reason)](bool) mutable {
+                                    reason = std::move(reason)](bool confirmed) mutable {
+    if (last && !confirmed) {
+      // Dead-lettered now, the notification would show its last `retrying` for good (see
+      // permanent()). The same last attempt runs again instead, and reports again.
+      metrics_.message(MessageResult::retried, attempt->elapsed());
+      attempt->done(amqp::Outcome::requeue("status event 'failed' not confirmed by the broker (" +
+                                           reason + ")"));
+      return;
+    }
     // The consumer republishes to the next tier, or dead-letters past the last one.
     metrics_.message(last ? MessageResult::failed : MessageResult::retried, attempt->elapsed());
     attempt->done(amqp::Outcome::retry(std::move(reason)));

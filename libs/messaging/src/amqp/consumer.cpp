@@ -581,6 +581,12 @@ struct Consumer::Impl {
         return;
       case Outcome::Action::retry:
         break;
+      case Outcome::Action::requeue:
+        log_->warn("delivery requeued queue={} message_id={} attempt={} delay_ms={} reason={}",
+                   queue_, delivery.message_id, delivery.attempt(),
+                   settings_.requeue_delay.count(), outcome.reason);
+        schedule_requeue(it);
+        return;
     }
     const std::uint32_t attempt = delivery.attempt();
     if (!settings_.retries_enabled) {

@@ -19,13 +19,16 @@ namespace notifs::messaging::amqp {
 
 // What a handler decided about one delivery.
 struct Outcome {
-  enum class Action { ack, retry, dead_letter };
+  enum class Action { ack, retry, dead_letter, requeue };
   Action action = Action::ack;
-  std::string reason;  // for retry and dead_letter: why (goes into headers, never the body)
+  std::string reason;  // for retry, dead_letter and requeue: why (logs and headers, never the body)
 
   static Outcome ack() { return {}; }
   static Outcome retry(std::string why) { return {Action::retry, std::move(why)}; }
   static Outcome dead_letter(std::string why) { return {Action::dead_letter, std::move(why)}; }
+  // The same attempt again later: for a handler that must not let the delivery move on
+  // (to a tier or to failed.queue) until something it depends on comes back.
+  static Outcome requeue(std::string why) { return {Action::requeue, std::move(why)}; }
 };
 
 // Completes one delivery: call exactly once, from any thread. Dropping every copy without
@@ -57,6 +60,8 @@ struct ConsumerSettings {
 //                   is dead-lettered with "retries exhausted after N attempts: <reason>".
 //                   With retries_enabled = false it is rejected with requeue after
 //                   requeue_delay instead (quorum queues' x-delivery-limit ends loops);
+//   requeue      -> rejected with requeue after requeue_delay: the same delivery, same
+//                   x-attempt, comes back (quorum queues' x-delivery-limit ends loops);
 //   dead_letter  -> publish (with confirm) to the dead-letter exchange, which routes to
 //                   failed.queue, with x-failure-reason, x-attempt and x-original-queue, then
 //                   ack. The routing key is `channel` (the first topology channel when
