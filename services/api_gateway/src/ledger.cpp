@@ -53,14 +53,22 @@ const std::string& claim_insert_sql() {
 // some thousands of rows, and then scanned the whole table, twice, for every batch. Here
 // the batch, sorted, drives a LATERAL probe of the primary key per row (its locking clause
 // keeps the planner from flattening it into a join of its own choosing), which locks the
-// rows in that order; the write then finds each row by the ctid it locked (a TID scan),
-// valid while the lock is held. Follows a CTE `x` of the batch; `locked` is x's rows
-// whose notification exists, with its row_ctid.
+// rows in that order. Follows a CTE `x` of the batch; `locked` is x's rows whose
+// notification exists.
 constexpr std::string_view kLockInOrder =
-    "locked AS MATERIALIZED (SELECT b.*, l.row_ctid "
+    "locked AS MATERIALIZED (SELECT b.* "
     "FROM (SELECT * FROM x ORDER BY notification_id) b CROSS JOIN LATERAL "
-    "(SELECT t.ctid AS row_ctid FROM notifications t "
+    "(SELECT 1 FROM notifications t "
     "WHERE t.notification_id = b.notification_id FOR UPDATE) l) ";
+
+// The write then finds its rows by key as an array (an index scan whatever the table's
+// size: the planner guesses an array parameter at 10 elements), so that it sees them in
+// its snapshot and rechecks each against the newest version it locked. (Finding them by
+// the locked version's ctid instead loses every row a concurrent writer changed while
+// this one waited for its lock: that version is newer than the snapshot.)
+std::string in_locked(const std::string& alias) {
+  return alias + ".notification_id = ANY(ARRAY(SELECT notification_id FROM locked))";
+}
 
 const std::string& claim_lookup_sql() {
   static const std::string sql =
@@ -88,7 +96,8 @@ const std::string& takeover_sql() {
       "notification_type = x.notification_type, template_code = x.template_code, "
       "priority = x.priority, metadata = coalesce(x.metadata, '{}'), "
       "created_at = clock_timestamp(), updated_at = clock_timestamp() "
-      "FROM locked x WHERE n.ctid = x.row_ctid AND n.status = 'pending' "
+      "FROM locked x WHERE " + in_locked("n") + " AND n.notification_id = x.notification_id "
+      "AND n.status = 'pending' "
       "AND clock_timestamp() - n.created_at >= $2::bigint * interval '1 millisecond' "
       "RETURNING n.notification_id::text";
   return sql;
@@ -103,8 +112,8 @@ const std::string& confirm_sql() {
       std::string(kLockInOrder) +
       "UPDATE notifications AS n SET status = x.status, reason = nullif(x.reason, ''), "
       "updated_at = clock_timestamp() "
-      "FROM locked x WHERE n.ctid = x.row_ctid AND n.status = 'pending' "
-      "RETURNING n.notification_id::text";
+      "FROM locked x WHERE " + in_locked("n") + " AND n.notification_id = x.notification_id "
+      "AND n.status = 'pending' RETURNING n.notification_id::text";
   return sql;
 }
 
@@ -113,8 +122,7 @@ const std::string& release_sql() {
       "WITH x AS MATERIALIZED (SELECT value::uuid AS notification_id "
       "FROM jsonb_array_elements_text($1::jsonb)), " +
       std::string(kLockInOrder) +
-      "DELETE FROM notifications AS n USING locked "
-      "WHERE n.ctid = locked.row_ctid AND n.status = 'pending' "
+      "DELETE FROM notifications AS n WHERE " + in_locked("n") + " AND n.status = 'pending' "
       "RETURNING n.notification_id::text";
   return sql;
 }
@@ -139,7 +147,8 @@ const std::string& status_sql() {
            "UPDATE notifications SET status = x.ev_status, attempts = x.ev_attempt, "
            "last_error = coalesce(nullif(x.ev_error, ''), notifications.last_error), "
            "updated_at = clock_timestamp() "
-           "FROM locked x WHERE notifications.ctid = x.row_ctid AND (" +
+           "FROM locked x WHERE " + in_locked("notifications") +
+           " AND notifications.notification_id = x.notification_id AND (" +
            predicate + ") RETURNING notifications.notification_id::text";
   }();
   return sql;
