@@ -134,7 +134,7 @@ GatewaySettings read_gateway_settings(runtime::ConfigReader& config) {
   settings.rate_limit.burst =
       static_cast<double>(config.integer("RATE_LIMIT_BURST", 0, 0, 1000000));
 
-  settings.ledger.writers = to_size(config.integer("LEDGER_WRITERS", 2, 1, 64));
+  settings.ledger.writers = to_size(config.integer("LEDGER_WRITERS", 1, 1, 64));
   settings.ledger.max_batch = to_size(config.integer("LEDGER_MAX_BATCH", 256, 1, 10000));
   settings.ledger.pending_takeover =
       config.milliseconds("PENDING_TAKEOVER_MS", milliseconds(30000), milliseconds(1),

@@ -95,7 +95,7 @@ TEST_CASE("gateway_settings: defaults with only the required variables", "[gatew
   }
   CHECK(settings.rate_limit.requests_per_second == 0.0);
   CHECK(settings.rate_limit.burst == 0.0);
-  CHECK(settings.ledger.writers == 2);
+  CHECK(settings.ledger.writers == 1);
   CHECK(settings.ledger.max_batch == 256);
   CHECK(settings.ledger.pending_takeover == 30000ms);
   // Unset pool: sized for every writer and every HTTP worker at once.
