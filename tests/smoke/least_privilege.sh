@@ -26,6 +26,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=SCRIPTDIR/../run_stack.sh
+. "$repo/tests/run_stack.sh"
 build_dir=$(cd "${1:?usage: least_privilege.sh BUILD_DIR}" && pwd)
 run_dir=$build_dir/least-privilege-run
 run=$repo/scripts/run
@@ -38,30 +40,9 @@ pass() { checks=$((checks + 1)); printf '[least-privilege]   ok  %s\n' "$*"; }
 
 export NOTIFS_RUN_DIR=$run_dir NOTIFS_RUN_BUILD_DIR=$build_dir
 
-remove_run_dir() {
-  local link
-  for link in "$run_dir/pg" "$run_dir/rabbitmq"; do
-    [[ -L $link ]] && rm -rf "$(readlink -f "$link")"
-  done
-  rm -rf "$run_dir"
-}
+run_stack_reset "$run_dir"
 
-# A run dir left by an earlier, killed run: stop what it left, then start afresh.
-if [[ -d $run_dir ]]; then
-  "$run" stop >/dev/null 2>&1 || true
-  remove_run_dir
-fi
-
-listening() { [[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]; }
-
-base=
-for ((try = 0; try < 200; try++)); do
-  candidate=$((20000 + RANDOM % 11900))
-  for ((p = candidate; p < candidate + 12; p++)); do listening "$p" && continue 2; done
-  base=$candidate
-  break
-done
-[[ -n $base ]] || fail "no 12 free ports in a row"
+base=$(run_stack_port_base) || fail "no 12 free ports in a row"
 export NOTIFS_RUN_PORT_BASE=$base
 
 started=0
@@ -83,7 +64,7 @@ teardown() {
     done
     say "logs kept in $run_dir/logs"
   else
-    remove_run_dir
+    run_stack_remove "$run_dir"
     say "PASSED ($checks checks)"
   fi
   exit "$rc"
